@@ -1,0 +1,166 @@
+-- TicketHub schema, version 1. The single source of the schema: shipped inside the package.
+-- Invariants live here as well as in code, so a bug in code cannot oversell.
+
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE events (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL CHECK (length(trim(name)) > 0),
+    venue      TEXT,
+    starts_at  TEXT NOT NULL,
+    currency   TEXT NOT NULL CHECK (length(currency) = 3),
+    created_at TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE ticket_types (
+    id            INTEGER PRIMARY KEY,
+    event_id      INTEGER NOT NULL REFERENCES events (id),
+    name          TEXT NOT NULL CHECK (length(trim(name)) > 0),
+    price_minor   INTEGER NOT NULL CHECK (price_minor >= 0),
+    capacity      INTEGER NOT NULL CHECK (capacity >= 0 AND capacity <= 10000000),
+    sold          INTEGER NOT NULL DEFAULT 0 CHECK (sold >= 0),
+    held          INTEGER NOT NULL DEFAULT 0 CHECK (held >= 0),
+    max_per_order INTEGER NOT NULL CHECK (max_per_order BETWEEN 1 AND 1000),
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL,
+    CHECK (sold + held <= capacity)
+) STRICT;
+CREATE INDEX ticket_types_event ON ticket_types (event_id);
+
+CREATE TABLE orders (
+    id              INTEGER PRIMARY KEY,
+    event_id        INTEGER NOT NULL REFERENCES events (id),
+    status          TEXT NOT NULL CHECK (status IN ('PENDING', 'PAID', 'FAILED', 'CANCELLED')),
+    email           TEXT,
+    name            TEXT,
+    currency        TEXT NOT NULL,
+    total_minor     INTEGER NOT NULL CHECK (total_minor >= 0),
+    idempotency_key TEXT NOT NULL UNIQUE,
+    pay_method      TEXT CHECK (pay_method IN ('card', 'cash')),
+    -- NULL: no payment in flight; 'charging': a worker is charging; 'unknown': the provider
+    -- did not say, reconcile must ask it.  An order with a payment in flight never expires.
+    payment_state   TEXT CHECK (payment_state IN ('charging', 'unknown')),
+    -- set when a refund of a PAID order was asked for; reconcile finishes such cancellations
+    cancel_requested_reason TEXT,
+    hold_expires_us INTEGER NOT NULL,
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL
+) STRICT;
+CREATE INDEX orders_event_status ON orders (event_id, status);
+CREATE INDEX orders_pending ON orders (status, hold_expires_us) WHERE status = 'PENDING';
+
+CREATE TABLE order_lines (
+    order_id         INTEGER NOT NULL REFERENCES orders (id),
+    ticket_type_id   INTEGER NOT NULL REFERENCES ticket_types (id),
+    quantity         INTEGER NOT NULL CHECK (quantity BETWEEN 1 AND 1000),
+    unit_price_minor INTEGER NOT NULL CHECK (unit_price_minor >= 0),
+    PRIMARY KEY (order_id, ticket_type_id)
+) STRICT;
+CREATE INDEX order_lines_type ON order_lines (ticket_type_id);
+
+-- Stripe-style idempotency keys with brandur's recovery points and a worker lease.
+CREATE TABLE idempotency_keys (
+    key            TEXT PRIMARY KEY,
+    fingerprint    TEXT NOT NULL,
+    order_id       INTEGER REFERENCES orders (id),
+    recovery_point TEXT NOT NULL CHECK (recovery_point IN ('reserved', 'charged', 'finished')),
+    locked_by      TEXT,                -- "host:pid" of the worker holding the lease
+    locked_until_us INTEGER,            -- lease end, epoch microseconds
+    result_code    TEXT,                -- final error code, NULL when the request succeeded
+    result_message TEXT,
+    created_at     TEXT NOT NULL,
+    updated_at     TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE tickets (
+    id              INTEGER PRIMARY KEY,
+    order_id        INTEGER NOT NULL REFERENCES orders (id),
+    ticket_type_id  INTEGER NOT NULL REFERENCES ticket_types (id),
+    event_id        INTEGER NOT NULL REFERENCES events (id),
+    code            TEXT NOT NULL UNIQUE,   -- canonical: upper case, no separators
+    status          TEXT NOT NULL CHECK (status IN ('valid', 'void')),
+    checked_in_at   TEXT,
+    checked_in_gate TEXT,
+    created_at      TEXT NOT NULL
+) STRICT;
+CREATE INDEX tickets_order ON tickets (order_id);
+CREATE INDEX tickets_type ON tickets (ticket_type_id, status);
+
+-- Our record of payments (the provider keeps its own, see mockpay_charges).
+CREATE TABLE payments (
+    id           INTEGER PRIMARY KEY,
+    order_id     INTEGER NOT NULL REFERENCES orders (id),
+    kind         TEXT NOT NULL CHECK (kind IN ('charge', 'refund')),
+    method       TEXT NOT NULL CHECK (method IN ('card', 'cash', 'callback')),
+    status       TEXT NOT NULL,
+    amount_minor INTEGER NOT NULL CHECK (amount_minor >= 0),
+    provider_ref TEXT,
+    at           TEXT NOT NULL
+) STRICT;
+CREATE INDEX payments_order ON payments (order_id);
+
+-- The mock payment provider's own durable ledger, keyed by the order (its idempotency key).
+-- Written only outside our transactions, so our rollback never undoes a charge.
+CREATE TABLE mockpay_charges (
+    order_id     INTEGER PRIMARY KEY,
+    status       TEXT NOT NULL CHECK (status IN ('captured', 'declined', 'voided', 'refunded')),
+    amount_minor INTEGER NOT NULL,
+    card_last4   TEXT,
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL
+) STRICT;
+
+-- Every provider callback we accepted (by id, so a repeat is a no-op) or refused.
+CREATE TABLE callbacks (
+    id           INTEGER PRIMARY KEY,
+    callback_id  TEXT,
+    order_id     INTEGER,
+    status       TEXT,
+    amount_minor INTEGER,
+    outcome      TEXT NOT NULL,   -- applied | duplicate | ignored | refunded | signature_invalid
+    refund_pending INTEGER NOT NULL DEFAULT 0,
+    payload_sha256 TEXT NOT NULL,
+    received_at  TEXT NOT NULL,
+    operator     TEXT NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX callbacks_id ON callbacks (callback_id) WHERE outcome <> 'signature_invalid';
+
+-- Every scan, good or bad. Unknown input is stored truncated, never unbounded.
+CREATE TABLE scans (
+    id        INTEGER PRIMARY KEY,
+    at        TEXT NOT NULL,
+    at_us     INTEGER NOT NULL,
+    event_id  INTEGER,
+    gate      TEXT,
+    operator  TEXT NOT NULL,
+    input     TEXT NOT NULL,
+    input_sha256 TEXT NOT NULL,
+    ticket_id INTEGER,
+    result    TEXT NOT NULL,
+    dry_run   INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE INDEX scans_event ON scans (event_id, result);
+CREATE INDEX scans_ticket ON scans (ticket_id);
+
+-- Append-only audit trail of every state change.
+CREATE TABLE audit_log (
+    id          INTEGER PRIMARY KEY,
+    at          TEXT NOT NULL,
+    operator    TEXT NOT NULL,
+    entity      TEXT NOT NULL,
+    entity_id   INTEGER,
+    action      TEXT NOT NULL,
+    from_state  TEXT,
+    to_state    TEXT,
+    reason      TEXT,
+    data        TEXT
+) STRICT;
+CREATE INDEX audit_entity ON audit_log (entity, entity_id);
+
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;

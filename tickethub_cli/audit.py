@@ -1,0 +1,56 @@
+"""The append-only audit trail: who changed what, when, from which state to which, and why."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from . import clock
+
+
+def record(
+    conn: sqlite3.Connection,
+    operator: str,
+    entity: str,
+    entity_id: int | None,
+    action: str,
+    *,
+    from_state: str | None = None,
+    to_state: str | None = None,
+    reason: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    conn.execute(
+        "INSERT INTO audit_log (at, operator, entity, entity_id, action, from_state, to_state,"
+        " reason, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            clock.now_text(),
+            operator,
+            entity,
+            entity_id,
+            action,
+            from_state,
+            to_state,
+            reason,
+            json.dumps(data, sort_keys=True) if data else None,
+        ),
+    )
+
+
+def history(conn: sqlite3.Connection, entity: str, entity_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT from_state, to_state, at, operator, reason, action FROM audit_log"
+        " WHERE entity = ? AND entity_id = ? AND to_state IS NOT NULL ORDER BY id",
+        (entity, entity_id),
+    ).fetchall()
+    return [
+        {
+            "from": r["from_state"],
+            "to": r["to_state"],
+            "at": r["at"],
+            "operator": r["operator"],
+            "reason": r["reason"],
+        }
+        for r in rows
+    ]

@@ -1,0 +1,134 @@
+"""The command-line layer: thin Typer commands over the service modules.
+
+`main()` is the console script. Errors of every kind leave through one place here: a typed
+error becomes one line (or a JSON object) on stderr and its exit code; a bug becomes INTERNAL
+(exit 1) with the traceback only under --debug.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from .. import render
+from ..errors import ErrorCode, TicketHubError
+
+_VALUE_OPTIONS = {"--db", "--operator"}
+
+
+def _prescan(argv: Sequence[str]) -> tuple[bool, bool]:
+    """Find --json / --debug among the global options, before the parser has run."""
+    as_json = os.environ.get("TICKETHUB_JSON", "").strip().lower() in {"1", "true", "yes", "on"}
+    debug = os.environ.get("TICKETHUB_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
+    skip = False
+    for token in argv:
+        if skip:
+            skip = False
+            continue
+        if token in _VALUE_OPTIONS:
+            skip = True
+        elif token == "--json":
+            as_json = True
+        elif token == "--debug":
+            debug = True
+        elif not token.startswith("-"):
+            break
+    return as_json, debug
+
+
+def _usage_error(exc: typer.TyperException) -> TicketHubError:
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    ctx = getattr(exc, "ctx", None)
+    hint = f"see `{ctx.command_path} --help`" if ctx is not None else "see `tickethub --help`"
+    return TicketHubError(ErrorCode.USAGE, message.strip(), hint=hint)
+
+
+class TicketHubGroup(TyperGroup):
+    """Runs the parser in non-standalone mode so every failure is rendered our way."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        if not argv:
+            argv = ["--help"]
+        as_json, debug = _prescan(argv)
+        render.reset()
+        code = 0
+        try:
+            rv = super().main(
+                args=argv,
+                prog_name=prog_name or "tickethub",
+                complete_var=complete_var,
+                standalone_mode=False,
+                **extra,
+            )
+            code = rv if isinstance(rv, int) else 0
+        except TicketHubError as err:
+            render.error(err, as_json=as_json)
+            code = err.exit_code
+        except typer.TyperException as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError" and getattr(exc, "ctx", None):
+                sys.stdout.write(exc.ctx.get_help() + "\n")  # type: ignore[attr-defined]
+                code = 2
+            else:
+                err = _usage_error(exc)
+                render.error(err, as_json=as_json)
+                code = err.exit_code
+        except typer.Abort:
+            render.error(TicketHubError(ErrorCode.USAGE, "aborted"), as_json=as_json)
+            code = 130
+        except KeyboardInterrupt:
+            sys.stderr.write("interrupted\n")
+            code = 130
+        except sqlite3.Error as exc:
+            from ..db import translate
+
+            err = translate(exc, "database")
+            if debug:
+                traceback.print_exc()
+            render.error(err, as_json=as_json)
+            code = err.exit_code
+        except BrokenPipeError:
+            sys.stderr.close()
+            code = 1
+        except Exception as exc:  # noqa: BLE001 - the one place a bug becomes INTERNAL
+            if debug:
+                traceback.print_exc()
+            err = TicketHubError(
+                ErrorCode.INTERNAL,
+                f"internal error: {type(exc).__name__}: {exc}",
+                hint=None if debug else "rerun with --debug for the traceback, and report it",
+            )
+            render.error(err, as_json=as_json)
+            code = 1
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _load_commands() -> typer.Typer:
+    from . import admin, events  # noqa: F401 - registers the commands
+    from .app import app
+
+    app.info.cls = TicketHubGroup
+    return app
+
+
+app = _load_commands()
+
+
+def main() -> None:
+    app()

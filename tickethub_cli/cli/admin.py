@@ -1,0 +1,21 @@
+"""`init`: create or migrate the database."""
+
+from __future__ import annotations
+
+import typer
+
+from .. import render
+from .app import app
+from .common import new_session, output
+
+
+@app.command(
+    "init",
+    epilog="Example: `tickethub --db box.db init`",
+)
+def init_cmd(ctx: typer.Context) -> None:
+    """Create the database file (mode 0600), or migrate an existing one. Safe to repeat."""
+    s, version, created = new_session(ctx)
+    payload = {"db": s.path, "schema_version": version, "created": created}
+    verb = "created" if created else "up to date"
+    output(ctx, payload, lambda: render.line(f"{s.path}: {verb}, schema version {version}"))

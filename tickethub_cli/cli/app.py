@@ -1,0 +1,56 @@
+"""The Typer application object and the global options every command shares."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .. import validation
+from ..session import default_db_path, default_operator
+from .common import Globals
+
+app = typer.Typer(
+    name="tickethub",
+    help="TicketHub: a command-line box office on one SQLite file.\n\n"
+    "Global options come before the command, e.g. `tickethub --db box.db --json event list`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            envvar="TICKETHUB_DB",
+            metavar="PATH",
+            help="Database file (env TICKETHUB_DB; default ./tickethub.db).",
+        ),
+    ] = None,
+    json_output: Annotated[
+        bool,
+        typer.Option("--json", envvar="TICKETHUB_JSON", help="Print JSON for scripts."),
+    ] = False,
+    operator: Annotated[
+        str | None,
+        typer.Option(
+            "--operator",
+            envvar="TICKETHUB_OPERATOR",
+            metavar="NAME",
+            help="Who is acting, for the audit log (env TICKETHUB_OPERATOR; default OS user).",
+        ),
+    ] = None,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", envvar="TICKETHUB_DEBUG", help="Show tracebacks of bugs."),
+    ] = False,
+) -> None:
+    who = validation.name(operator, "operator") if operator else default_operator()
+    ctx.obj = Globals(db or default_db_path(), json_output, who, debug)

@@ -1,0 +1,54 @@
+"""What every command shares: the global options, opening the session, printing results."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import typer
+
+from .. import render
+from ..session import Session, default_db_path, default_operator, init_session, open_session
+
+
+@dataclass
+class Globals:
+    db: str
+    json: bool
+    operator: str
+    debug: bool
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def globals_of(ctx: typer.Context) -> Globals:
+    root = ctx.find_root()
+    if isinstance(root.obj, Globals):
+        return root.obj
+    return Globals(default_db_path(), env_flag("TICKETHUB_JSON"), default_operator(), False)
+
+
+def session(ctx: typer.Context) -> Session:
+    g = globals_of(ctx)
+    return open_session(g.db, g.operator)
+
+
+def new_session(ctx: typer.Context) -> tuple[Session, int, bool]:
+    g = globals_of(ctx)
+    return init_session(g.db, g.operator)
+
+
+def output(ctx: typer.Context, payload: dict[str, Any], human: Callable[[], None]) -> None:
+    """JSON mode prints exactly one object; human mode calls the Rich view."""
+    if globals_of(ctx).json:
+        render.emit_json(payload)
+    else:
+        human()
+
+
+def is_json(ctx: typer.Context) -> bool:
+    return globals_of(ctx).json

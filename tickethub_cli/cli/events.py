@@ -1,0 +1,172 @@
+"""`event …` and `ticket-type …`: what an organizer sets up."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from .. import events, render
+from .app import app
+from .common import output, session
+
+event_app = typer.Typer(help="Create and inspect events.", no_args_is_help=True)
+type_app = typer.Typer(help="Ticket types of an event: price, capacity.", no_args_is_help=True)
+app.add_typer(event_app, name="event")
+app.add_typer(type_app, name="ticket-type")
+
+
+def _show_event(event: dict[str, Any]) -> None:
+    render.fields(
+        f"Event {event['id']}",
+        [
+            ("name", event["name"]),
+            ("starts at", event["starts_at"]),
+            ("venue", event["venue"] or "-"),
+            ("currency", event["currency"]),
+        ],
+    )
+    if event.get("ticket_types"):
+        render.table(
+            "Ticket types",
+            render.TICKET_TYPE_COLUMNS,
+            render.ticket_type_rows(event["ticket_types"]),
+            numeric=render.TICKET_TYPE_NUMERIC,
+        )
+
+
+def _show_types(types: list[dict[str, Any]], title: str) -> None:
+    render.table(
+        title,
+        render.TICKET_TYPE_COLUMNS,
+        render.ticket_type_rows(types),
+        numeric=render.TICKET_TYPE_NUMERIC,
+    )
+
+
+@event_app.command(
+    "create",
+    epilog="Example: `tickethub event create --name 'Jazz Night' "
+    "--starts-at 2027-06-01T20:00:00+02:00 --venue 'Blue Hall' --currency EUR`",
+)
+def event_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option("--name", help="Event name.")],
+    starts_at: Annotated[
+        str, typer.Option("--starts-at", help="ISO 8601 with offset, e.g. 2027-06-01T20:00:00Z.")
+    ],
+    venue: Annotated[str | None, typer.Option("--venue", help="Where it happens.")] = None,
+    currency: Annotated[str, typer.Option("--currency", help="ISO 4217 code.")] = "EUR",
+) -> None:
+    """Create an event."""
+    event = events.create_event(
+        session(ctx), name=name, starts_at=starts_at, venue=venue, currency=currency
+    )
+    output(ctx, {"event": event}, lambda: _show_event(event))
+
+
+@event_app.command("list", epilog="Example: `tickethub --json event list`")
+def event_list(ctx: typer.Context) -> None:
+    """List events with their capacity, sold, held and available seats."""
+    rows = events.list_events(session(ctx))
+
+    def human() -> None:
+        if not rows:
+            render.line("no events yet: create one with `tickethub event create`")
+            return
+        render.table(
+            "Events",
+            ("id", "name", "starts at", "venue", "cur", "types", "capacity", "sold", "available"),
+            [
+                [
+                    e["id"],
+                    e["name"],
+                    e["starts_at"],
+                    e["venue"] or "-",
+                    e["currency"],
+                    e["ticket_type_count"],
+                    e["capacity"],
+                    e["sold"],
+                    e["available"],
+                ]
+                for e in rows
+            ],
+            numeric=("id", "types", "capacity", "sold", "available"),
+        )
+
+    output(ctx, {"events": rows}, human)
+
+
+@event_app.command("show", epilog="Example: `tickethub event show 1`")
+def event_show(
+    ctx: typer.Context, event_id: Annotated[str, typer.Argument(metavar="EVENT_ID")]
+) -> None:
+    """Show one event with capacity, sold, held and available per ticket type."""
+    event = events.get_event(session(ctx), event_id)
+    output(ctx, {"event": event}, lambda: _show_event(event))
+
+
+@type_app.command(
+    "add",
+    epilog="Example: `tickethub ticket-type add 1 --name Standing --price 25.00 "
+    "--capacity 300 --max-per-order 6`",
+)
+def type_add(
+    ctx: typer.Context,
+    event_id: Annotated[str, typer.Argument(metavar="EVENT_ID")],
+    name: Annotated[str, typer.Option("--name", help="Ticket type name.")],
+    price: Annotated[str, typer.Option("--price", help="Decimal in the event's currency.")],
+    capacity: Annotated[str, typer.Option("--capacity", help="Seats, 0 to 10,000,000.")],
+    max_per_order: Annotated[
+        str | None, typer.Option("--max-per-order", help="Most per order (1-1000; default 1000).")
+    ] = None,
+) -> None:
+    """Add a ticket type to an event."""
+    tt = events.add_ticket_type(
+        session(ctx),
+        event_id,
+        name=name,
+        price=price,
+        capacity=capacity,
+        max_per_order=max_per_order,
+    )
+    output(ctx, {"ticket_type": tt}, lambda: _show_types([tt], f"Ticket type {tt['id']} added"))
+
+
+@type_app.command(
+    "update",
+    epilog="Example: `tickethub ticket-type update 3 --capacity 350 --price 27.50`",
+)
+def type_update(
+    ctx: typer.Context,
+    type_id: Annotated[str, typer.Argument(metavar="TYPE_ID")],
+    name: Annotated[str | None, typer.Option("--name")] = None,
+    price: Annotated[str | None, typer.Option("--price", help="New price (future sales).")] = None,
+    capacity: Annotated[
+        str | None, typer.Option("--capacity", help="Not below sold + held.")
+    ] = None,
+    max_per_order: Annotated[str | None, typer.Option("--max-per-order")] = None,
+) -> None:
+    """Change a ticket type; capacity can never drop below what is sold and held."""
+    tt = events.update_ticket_type(
+        session(ctx),
+        type_id,
+        name=name,
+        price=price,
+        capacity=capacity,
+        max_per_order=max_per_order,
+    )
+    output(ctx, {"ticket_type": tt}, lambda: _show_types([tt], f"Ticket type {tt['id']} updated"))
+
+
+@type_app.command("list", epilog="Example: `tickethub ticket-type list 1`")
+def type_list(
+    ctx: typer.Context, event_id: Annotated[str, typer.Argument(metavar="EVENT_ID")]
+) -> None:
+    """List the ticket types of an event."""
+    types = events.list_ticket_types(session(ctx), event_id)
+    output(
+        ctx,
+        {"ticket_types": types},
+        lambda: _show_types(types, f"Ticket types of event {event_id}"),
+    )

@@ -1,0 +1,87 @@
+"""The one clock and the one time format.
+
+Times are stored and printed in UTC as ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``; comparisons that
+matter (hold expiry, leases) use integer epoch microseconds so text formats never decide them.
+``TICKETHUB_CLOCK_OFFSET`` (seconds) shifts the clock for drills and expiry tests.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from datetime import UTC, datetime
+
+from .errors import invalid
+
+_offset_us: int | None = None
+_ISO_SHAPE = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def _offset() -> int:
+    global _offset_us
+    if _offset_us is None:
+        raw = os.environ.get("TICKETHUB_CLOCK_OFFSET", "").strip()
+        try:
+            _offset_us = int(float(raw) * 1_000_000) if raw else 0
+        except ValueError:
+            _offset_us = 0
+    return _offset_us
+
+
+def set_offset(seconds: float) -> None:
+    """Shift the clock (tests and drills); 0 puts it back."""
+    global _offset_us
+    _offset_us = int(seconds * 1_000_000)
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000 + _offset()
+
+
+def now() -> datetime:
+    return from_us(now_us())
+
+
+def from_us(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
+
+
+def to_us(dt: datetime) -> int:
+    return int(dt.timestamp() * 1_000_000)
+
+
+def fmt(dt: datetime) -> str:
+    dt = dt.astimezone(UTC)
+    if dt.microsecond:
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_text() -> str:
+    return fmt(now())
+
+
+def parse(text: str) -> datetime:
+    """Parse ISO 8601 with an offset or Z; a time without one is refused, not guessed."""
+    value = text.strip()
+    if not _ISO_SHAPE.match(value):
+        raise invalid(
+            f"not an ISO 8601 time: {text[:60]!r}",
+            hint="use e.g. 2027-06-01T20:00:00+02:00 or 2027-06-01T18:00:00Z",
+        )
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise invalid(f"impossible time {text[:60]!r}: {exc}") from None
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise invalid(
+            f"time {text!r} has no UTC offset",
+            hint="add Z or an offset such as +02:00 so the time is not ambiguous",
+        )
+    try:
+        return dt.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:
+        raise invalid(f"time {text[:60]!r} is out of range: {exc}") from None

@@ -1,0 +1,248 @@
+"""Connections, pragmas, migrations and the one transaction helper (the unit of work).
+
+Everything SQLite-specific lives here: the domain modules speak plain SQL through
+`transaction()` / `snapshot()` and never touch pragmas, locking or SQLite error texts.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from urllib.parse import quote
+
+from .errors import ErrorCode, TicketHubError
+
+SCHEMA_VERSION = 1
+APPLICATION_ID = 0x54484231  # "THB1": marks a file as a TicketHub database
+DEFAULT_BUSY_BUDGET_S = 10.0
+
+
+def busy_budget() -> float:
+    raw = os.environ.get("TICKETHUB_BUSY_TIMEOUT", "").strip()
+    if not raw:
+        return DEFAULT_BUSY_BUDGET_S
+    try:
+        value = float(raw)
+    except ValueError:
+        raise TicketHubError(
+            ErrorCode.INVALID_INPUT, f"TICKETHUB_BUSY_TIMEOUT must be seconds, got {raw!r}"
+        ) from None
+    if not 0 <= value <= 3600:
+        raise TicketHubError(ErrorCode.INVALID_INPUT, "TICKETHUB_BUSY_TIMEOUT must be 0..3600")
+    return value
+
+
+def schema_sql(version: int = SCHEMA_VERSION) -> str:
+    """The schema text: packaged copy when installed, the repository's top-level file otherwise."""
+    name = "schema.sql"
+    try:
+        return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+    except (FileNotFoundError, OSError):
+        return (Path(__file__).resolve().parent.parent / name).read_text(encoding="utf-8")
+
+
+# version -> SQL that brings a database from version-1 to version. 1 is the whole schema.
+def _migrations() -> dict[int, str]:
+    return {1: schema_sql()}
+
+
+def _db_error(exc: sqlite3.Error, path: str) -> TicketHubError:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return TicketHubError(ErrorCode.DB_BUSY, f"database {path} is busy: {text}")
+    if "not a database" in text or "malformed" in text:
+        return TicketHubError(
+            ErrorCode.DB_ERROR, f"{path} is not a readable TicketHub database ({text})"
+        )
+    return TicketHubError(ErrorCode.DB_ERROR, f"database {path}: {text}")
+
+
+def _configure(conn: sqlite3.Connection) -> None:
+    # busy_timeout 0: our own jittered retry in transaction() is fairer than SQLite's sleeps
+    conn.execute("PRAGMA busy_timeout = 0")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA synchronous = FULL")
+
+
+def _raw_connect(path: str, mode: str) -> sqlite3.Connection:
+    uri = f"file:{quote(Path(path).absolute().as_posix())}?mode={mode}"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def connect(path: str) -> sqlite3.Connection:
+    """Open an existing TicketHub database; never creates a file."""
+    if not os.path.exists(path):
+        raise TicketHubError(
+            ErrorCode.NOT_FOUND,
+            f"database {path} not found",
+            hint="create it with `tickethub --db PATH init`",
+        )
+    if os.path.isdir(path):
+        raise TicketHubError(ErrorCode.DB_ERROR, f"{path} is a directory, not a database")
+    try:
+        conn = _raw_connect(path, "rw")
+        _configure(conn)
+        app_id, version = _identity(conn)
+    except sqlite3.Error as exc:
+        raise _db_error(exc, path) from None
+    _check_identity(path, app_id, version)
+    return conn
+
+
+def _identity(conn: sqlite3.Connection) -> tuple[int, int]:
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    return app_id, version
+
+
+def _check_identity(path: str, app_id: int, version: int) -> None:
+    if app_id != APPLICATION_ID:
+        raise TicketHubError(ErrorCode.DB_ERROR, f"{path} is not a TicketHub database")
+    if version > SCHEMA_VERSION:
+        raise TicketHubError(
+            ErrorCode.DB_ERROR,
+            f"{path} has schema version {version}, newer than this TicketHub ({SCHEMA_VERSION})",
+            hint="upgrade tickethub to open it",
+        )
+    if version < SCHEMA_VERSION:
+        raise TicketHubError(
+            ErrorCode.DB_ERROR,
+            f"{path} has schema version {version}; this TicketHub needs {SCHEMA_VERSION}",
+            hint="run `tickethub init` to migrate it",
+        )
+
+
+def init(path: str) -> tuple[sqlite3.Connection, int, bool]:
+    """Create or migrate a database; idempotent. Returns (conn, schema_version, created)."""
+    created = False
+    if not os.path.exists(path):
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            raise TicketHubError(ErrorCode.NOT_FOUND, f"directory {parent} does not exist")
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            os.close(fd)
+            created = True
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise TicketHubError(ErrorCode.DB_ERROR, f"cannot create {path}: {exc}") from None
+    try:
+        conn = _raw_connect(path, "rw")
+        _configure(conn)
+        conn.execute("PRAGMA journal_mode = WAL")
+        app_id, version = _identity(conn)
+        if app_id not in (0, APPLICATION_ID) or (app_id == 0 and _has_tables(conn)):
+            raise TicketHubError(
+                ErrorCode.DB_ERROR, f"{path} is not a TicketHub database; refusing to touch it"
+            )
+        if version > SCHEMA_VERSION:
+            _check_identity(path, APPLICATION_ID, version)
+        with transaction(conn):
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            for target, sql in sorted(_migrations().items()):
+                if target > version:
+                    _executescript_in_tx(conn, sql)
+                    conn.execute(f"PRAGMA user_version = {int(target)}")
+                    version = target
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    except sqlite3.Error as exc:
+        raise _db_error(exc, path) from None
+    return conn, version, created
+
+
+def _has_tables(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
+
+
+def _executescript_in_tx(conn: sqlite3.Connection, sql: str) -> None:
+    """Run a multi-statement script inside the open transaction (executescript would commit)."""
+    buffer = ""
+    for line in sql.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                conn.execute(buffer)
+            buffer = ""
+    if buffer.strip() and not buffer.strip().startswith("--"):
+        conn.execute(buffer)
+
+
+def _begin_immediate(conn: sqlite3.Connection, budget: float) -> None:
+    """Take the write lock with ~1 ms jittered retries: fair under many writers, unlike
+    SQLite's own busy handler, which lets some writers starve for seconds."""
+    deadline = time.monotonic() + budget
+    delay = 0.0005
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise TicketHubError(
+                    ErrorCode.DB_BUSY,
+                    f"database stayed locked for {budget:g} s; nothing was changed",
+                    hint="another process holds the write lock; retry, or raise "
+                    "TICKETHUB_BUSY_TIMEOUT",
+                ) from None
+            time.sleep(random.uniform(0.5, 1.5) * delay)
+            delay = min(delay * 1.5, 0.004)
+
+
+def _commit(conn: sqlite3.Connection, budget: float) -> None:
+    deadline = time.monotonic() + budget
+    while True:
+        try:
+            conn.execute("COMMIT")
+            return
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or (
+                time.monotonic() >= deadline
+            ):
+                raise
+            time.sleep(random.uniform(0.0005, 0.0015))
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One unit of work: BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
+    if conn.in_transaction:
+        raise RuntimeError("transaction() does not nest")
+    budget = busy_budget()
+    _begin_immediate(conn, budget)
+    try:
+        yield conn
+        _commit(conn, budget)
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+@contextmanager
+def snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A consistent read of several statements (WAL readers never block writers)."""
+    if conn.in_transaction:
+        yield conn
+        return
+    conn.execute("BEGIN")
+    try:
+        yield conn
+    finally:
+        if conn.in_transaction:
+            conn.execute("COMMIT")
+
+
+def translate(exc: sqlite3.Error, path: str) -> TicketHubError:
+    """Map an SQLite error that escaped the domain code to a typed error."""
+    return _db_error(exc, path)

@@ -1,0 +1,207 @@
+"""Events and their ticket types: the inventory an organizer sets up."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from . import audit, clock, money
+from . import validation as v
+from .db import snapshot, transaction
+from .errors import ErrorCode, TicketHubError, not_found
+from .session import Session
+
+_TYPE_COLUMNS = (
+    "id, event_id, name, price_minor, capacity, sold, held, max_per_order, created_at, updated_at"
+)
+
+
+def _event_dict(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "venue": row["venue"],
+        "starts_at": row["starts_at"],
+        "currency": row["currency"],
+        "created_at": row["created_at"],
+    }
+
+
+def _type_dict(row: sqlite3.Row, currency: str) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "event_id": row["event_id"],
+        "name": row["name"],
+        "price_minor": row["price_minor"],
+        "price": money.format_amount(row["price_minor"], currency),
+        "currency": currency,
+        "capacity": row["capacity"],
+        "sold": row["sold"],
+        "held": row["held"],
+        "available": row["capacity"] - row["sold"] - row["held"],
+        "max_per_order": row["max_per_order"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
+def create_event(
+    s: Session, *, name: str, starts_at: str, venue: str | None = None, currency: str = "EUR"
+) -> dict[str, Any]:
+    name = v.name(name, "event name")
+    venue = v.optional_text(venue, "venue")
+    starts = clock.fmt(clock.parse(starts_at))
+    cur = money.parse_currency(currency)
+    with transaction(s.conn) as c:
+        event_id = c.execute(
+            "INSERT INTO events (name, venue, starts_at, currency, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (name, venue, starts, cur, clock.now_text()),
+        ).lastrowid
+        audit.record(c, s.operator, "event", event_id, "create", data={"name": name})
+    return get_event(s, event_id)
+
+
+def _event_row(conn: sqlite3.Connection, event_id: int) -> sqlite3.Row:
+    row = conn.execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchone()
+    if row is None:
+        raise not_found("event", event_id)
+    return row
+
+
+def get_event(s: Session, event_id: object) -> dict[str, Any]:
+    eid = v.parse_id(event_id, "event")
+    with snapshot(s.conn) as c:
+        event = _event_dict(_event_row(c, eid))
+        rows = c.execute(
+            f"SELECT {_TYPE_COLUMNS} FROM ticket_types WHERE event_id = ? ORDER BY id", (eid,)
+        ).fetchall()
+    event["ticket_types"] = [_type_dict(r, event["currency"]) for r in rows]
+    return event
+
+
+def list_events(s: Session) -> list[dict[str, Any]]:
+    rows = s.conn.execute(
+        "SELECT e.*, count(t.id) AS types, coalesce(sum(t.capacity), 0) AS capacity,"
+        " coalesce(sum(t.sold), 0) AS sold, coalesce(sum(t.held), 0) AS held"
+        " FROM events e LEFT JOIN ticket_types t ON t.event_id = e.id"
+        " GROUP BY e.id ORDER BY e.starts_at, e.id"
+    ).fetchall()
+    result = []
+    for r in rows:
+        event = _event_dict(r)
+        event.update(
+            ticket_type_count=r["types"],
+            capacity=r["capacity"],
+            sold=r["sold"],
+            held=r["held"],
+            available=r["capacity"] - r["sold"] - r["held"],
+        )
+        result.append(event)
+    return result
+
+
+def add_ticket_type(
+    s: Session,
+    event_id: object,
+    *,
+    name: str,
+    price: str,
+    capacity: object,
+    max_per_order: object | None = None,
+) -> dict[str, Any]:
+    eid = v.parse_id(event_id, "event")
+    name = v.name(name, "ticket type name")
+    cap = v.int_in_range(capacity, "capacity", 0, v.MAX_CAPACITY)
+    mpo = v.int_in_range(
+        max_per_order if max_per_order is not None else v.MAX_QUANTITY,
+        "max per order",
+        1,
+        v.MAX_QUANTITY,
+    )
+    with transaction(s.conn) as c:
+        currency = _event_row(c, eid)["currency"]
+        price_minor = money.parse_amount(price, currency)
+        now = clock.now_text()
+        type_id = c.execute(
+            "INSERT INTO ticket_types (event_id, name, price_minor, capacity, max_per_order,"
+            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (eid, name, price_minor, cap, mpo, now, now),
+        ).lastrowid
+        audit.record(
+            c,
+            s.operator,
+            "ticket_type",
+            type_id,
+            "create",
+            data={"event_id": eid, "name": name, "price_minor": price_minor, "capacity": cap},
+        )
+    return get_ticket_type(s, type_id)
+
+
+def get_ticket_type(s: Session, type_id: object) -> dict[str, Any]:
+    tid = v.parse_id(type_id, "ticket type")
+    row = s.conn.execute(
+        "SELECT t.id, t.event_id, t.name, t.price_minor, t.capacity, t.sold, t.held,"
+        " t.max_per_order, t.created_at, t.updated_at, e.currency"
+        " FROM ticket_types t JOIN events e ON e.id = t.event_id WHERE t.id = ?",
+        (tid,),
+    ).fetchone()
+    if row is None:
+        raise not_found("ticket type", tid)
+    return _type_dict(row, row["currency"])
+
+
+def list_ticket_types(s: Session, event_id: object) -> list[dict[str, Any]]:
+    return get_event(s, event_id)["ticket_types"]
+
+
+def update_ticket_type(
+    s: Session,
+    type_id: object,
+    *,
+    name: str | None = None,
+    price: str | None = None,
+    capacity: object | None = None,
+    max_per_order: object | None = None,
+) -> dict[str, Any]:
+    tid = v.parse_id(type_id, "ticket type")
+    changes: dict[str, Any] = {}
+    if name is not None:
+        changes["name"] = v.name(name, "ticket type name")
+    if capacity is not None:
+        changes["capacity"] = v.int_in_range(capacity, "capacity", 0, v.MAX_CAPACITY)
+    if max_per_order is not None:
+        changes["max_per_order"] = v.int_in_range(max_per_order, "max per order", 1, v.MAX_QUANTITY)
+    if price is None and not changes:
+        raise TicketHubError(
+            ErrorCode.INVALID_INPUT,
+            "nothing to change",
+            hint="give --name, --price, --capacity or --max-per-order",
+        )
+    with transaction(s.conn) as c:
+        row = c.execute(
+            "SELECT t.*, e.currency FROM ticket_types t JOIN events e ON e.id = t.event_id"
+            " WHERE t.id = ?",
+            (tid,),
+        ).fetchone()
+        if row is None:
+            raise not_found("ticket type", tid)
+        if price is not None:
+            changes["price_minor"] = money.parse_amount(price, row["currency"])
+        if "capacity" in changes and changes["capacity"] < row["sold"] + row["held"]:
+            raise TicketHubError(
+                ErrorCode.INVALID_STATE,
+                f"capacity {changes['capacity']} is below sold + held"
+                f" ({row['sold']} + {row['held']}) of ticket type {tid}",
+            )
+        assignments = ", ".join(f"{col} = ?" for col in changes)
+        c.execute(
+            f"UPDATE ticket_types SET {assignments}, updated_at = ? WHERE id = ?",
+            (*changes.values(), clock.now_text(), tid),
+        )
+        before = {col: row[col] for col in changes}
+        audit.record(
+            c, s.operator, "ticket_type", tid, "update", data={"before": before, "after": changes}
+        )
+    return get_ticket_type(s, tid)

@@ -1,0 +1,87 @@
+"""Small input checks shared by every service: ids, names, bounds, emails, card numbers."""
+
+from __future__ import annotations
+
+import re
+
+from .errors import invalid, not_found
+
+MAX_NAME = 200
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.][^@\s]*$")
+MAX_QUANTITY = 1000
+MAX_CAPACITY = 10_000_000
+
+
+def parse_id(value: object, what: str) -> int:
+    """Ids are integers; anything else cannot name a record, so it is not found."""
+    if isinstance(value, bool):
+        raise not_found(what, value)
+    if isinstance(value, int):
+        number = value
+    else:
+        text = str(value).strip()
+        if not text.isascii() or not text.isdigit() or len(text) > 18:
+            raise not_found(what, repr(str(value)[:40]))
+        number = int(text)
+    if number <= 0 or number >= 2**63:
+        raise not_found(what, number)
+    return number
+
+
+def name(value: str, what: str = "name") -> str:
+    """Names are data: kept exactly as given (quotes, SQL, RTL marks), but never blank."""
+    if not value or not value.strip():
+        raise invalid(f"{what} must not be empty")
+    if len(value) > MAX_NAME:
+        raise invalid(f"{what} is longer than {MAX_NAME} characters")
+    if _CONTROL.search(value):
+        raise invalid(f"{what} must not contain control characters or line breaks")
+    return value
+
+
+def optional_text(value: str | None, what: str) -> str | None:
+    if value is None or value == "":
+        return None
+    return name(value, what)
+
+
+def int_in_range(value: object, what: str, low: int, high: int) -> int:
+    if isinstance(value, bool):
+        raise invalid(f"{what} must be a whole number")
+    if isinstance(value, int):
+        number = value
+    else:
+        text = str(value).strip()
+        if not re.fullmatch(r"[+-]?\d{1,30}", text):
+            raise invalid(f"{what} must be a whole number, got {str(value)[:30]!r}")
+        number = int(text)
+    if not low <= number <= high:
+        raise invalid(f"{what} must be between {low:,} and {high:,}, got {number:,}")
+    return number
+
+
+def email(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if len(value) > 254 or not _EMAIL.match(value):
+        raise invalid(f"invalid email {value[:60]!r}", hint="expected name@example.org")
+    return value
+
+
+def card_number(value: str | None) -> str:
+    """12-19 digits passing Luhn; spaces and dashes between groups are allowed."""
+    if value is None or value == "":
+        raise invalid("--pay card needs --card NUMBER")
+    digits = re.sub(r"[ -]", "", value)
+    if not digits.isascii() or not digits.isdigit() or not 12 <= len(digits) <= 19:
+        raise invalid("card number must be 12 to 19 digits")
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 1:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    if total % 10:
+        raise invalid("card number fails the Luhn check (mistyped?)")
+    return digits
