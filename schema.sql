@@ -69,6 +69,7 @@ CREATE TABLE idempotency_keys (
     recovery_point TEXT NOT NULL CHECK (recovery_point IN ('reserved', 'charged', 'finished')),
     locked_by      TEXT,                -- "host:pid" of the worker holding the lease
     locked_until_us INTEGER,            -- lease end, epoch microseconds
+    last_seen_us   INTEGER NOT NULL,    -- last sign of life of the worker (reconcile's clock)
     result_code    TEXT,                -- final error code, NULL when the request succeeded
     result_message TEXT,
     created_at     TEXT NOT NULL,

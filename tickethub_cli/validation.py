@@ -13,6 +13,10 @@ MAX_QUANTITY = 1000
 MAX_CAPACITY = 10_000_000
 
 
+def has_control(value: str) -> bool:
+    return bool(_CONTROL.search(value))
+
+
 def parse_id(value: object, what: str) -> int:
     """Ids are integers; anything else cannot name a record, so it is not found."""
     if isinstance(value, bool):

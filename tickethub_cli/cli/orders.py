@@ -1,0 +1,310 @@
+"""`purchase`/`sell`, `order …`, `payment callback`, `reconcile`, `doctor`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .. import callbacks, doctor, orders, reconcile, render
+from ..errors import ErrorCode, TicketHubError, invalid
+from .app import app
+from .common import is_json, output, session
+
+order_app = typer.Typer(help="Reserve, pay, inspect and cancel orders.", no_args_is_help=True)
+payment_app = typer.Typer(help="Payment provider callbacks.", no_args_is_help=True)
+app.add_typer(order_app, name="order")
+app.add_typer(payment_app, name="payment")
+
+STATUS_STYLE = {"PAID": "green", "PENDING": "yellow", "FAILED": "red", "CANCELLED": "magenta"}
+
+ItemOpt = Annotated[
+    list[str],
+    typer.Option("--item", "-i", help="TYPE_ID:QUANTITY, repeatable.", metavar="TYPE:QTY"),
+]
+EmailOpt = Annotated[str | None, typer.Option("--email", help="Buyer email (optional).")]
+NameOpt = Annotated[str | None, typer.Option("--name", help="Buyer name (optional).")]
+KeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--idempotency-key", "-k", help="Retry-safe key; generated and shown when omitted."
+    ),
+]
+PayOpt = Annotated[str | None, typer.Option("--pay", help="card or cash (required).")]
+CardOpt = Annotated[str | None, typer.Option("--card", help="Card number, with --pay card.")]
+HoldOpt = Annotated[
+    str | None, typer.Option("--hold-minutes", help="How long the seats are held (default 15).")
+]
+
+
+def show_order(order: dict[str, Any], *, replayed: bool = False) -> None:
+    status = order["status"]
+    pairs = [
+        ("status", status),
+        ("event", order["event_id"]),
+        ("total", f"{order['total']} {order['currency']}"),
+        ("buyer", " ".join(x for x in (order["name"], order["email"]) if x) or "walk-in"),
+        ("paid by", order["pay_method"] or "-"),
+        ("idempotency key", order["idempotency_key"]),
+    ]
+    if order.get("hold_expires_at"):
+        pairs.append(("hold expires", order["hold_expires_at"]))
+    if replayed:
+        pairs.append(("replayed", "yes: this key was seen before; nothing was charged again"))
+    render.fields(f"Order {order['id']}", pairs, style=STATUS_STYLE.get(status, "cyan"))
+    render.table(
+        None,
+        ("ticket type", "qty", "unit price (minor)"),
+        [[ln["ticket_type_id"], ln["quantity"], ln["unit_price_minor"]] for ln in order["lines"]],
+        numeric=("qty", "unit price (minor)"),
+    )
+    if order["tickets"]:
+        render.table(
+            "Tickets",
+            ("id", "code", "type", "status", "checked in"),
+            [
+                [t["id"], t["code"], t["ticket_type_id"], t["status"], t["checked_in_at"] or "-"]
+                for t in order["tickets"]
+            ],
+            numeric=("id",),
+        )
+
+
+def _order_out(ctx: typer.Context, result: orders.OrderResult) -> None:
+    output(ctx, result.to_json(), lambda: show_order(result.order, replayed=result.replayed))
+
+
+@app.command(
+    "purchase",
+    epilog="Examples: `tickethub purchase --item 1:2 --email ann@example.org --pay card "
+    "--card 4242424242424242` · walk-in: `tickethub sell -i 1:1 --pay cash`",
+)
+def purchase_cmd(
+    ctx: typer.Context,
+    item: ItemOpt,
+    pay: PayOpt = None,
+    card: CardOpt = None,
+    email: EmailOpt = None,
+    name: NameOpt = None,
+    idempotency_key: KeyOpt = None,
+    hold_minutes: HoldOpt = None,
+) -> None:
+    """Sell in one step: reserve seats, take the payment, issue tickets. Safe to retry with
+    the same --idempotency-key: it never sells or charges twice."""
+    req = orders.OrderRequest.parse(
+        items=item,
+        email=email,
+        name=name,
+        pay=pay,
+        card=card,
+        idempotency_key=idempotency_key,
+        hold_minutes=hold_minutes,
+    )
+    _order_out(ctx, orders.purchase(session(ctx), req))
+
+
+app.command(
+    "sell",
+    help="Alias of `purchase`: reserve, charge and issue in one step.",
+    epilog="Example: `tickethub sell -i 1:2 --pay cash`",
+)(purchase_cmd)
+
+
+@order_app.command(
+    "create",
+    epilog="Example: `tickethub order create --item 1:2 --email ann@example.org -k web-1001`",
+)
+def order_create(
+    ctx: typer.Context,
+    item: ItemOpt,
+    email: EmailOpt = None,
+    name: NameOpt = None,
+    idempotency_key: KeyOpt = None,
+    hold_minutes: HoldOpt = None,
+) -> None:
+    """Reserve seats as a PENDING order (no charge yet); pay it with `order pay`."""
+    req = orders.OrderRequest.parse(
+        items=item,
+        email=email,
+        name=name,
+        idempotency_key=idempotency_key,
+        hold_minutes=hold_minutes,
+        require_pay=False,
+    )
+    _order_out(ctx, orders.create_order(session(ctx), req))
+
+
+@order_app.command(
+    "pay", epilog="Example: `tickethub order pay 12 --pay card --card 4242424242424242`"
+)
+def order_pay(
+    ctx: typer.Context,
+    order_id: Annotated[str, typer.Argument(metavar="ORDER_ID")],
+    pay: PayOpt = None,
+    card: CardOpt = None,
+) -> None:
+    """Charge a PENDING order and issue its tickets."""
+    _order_out(ctx, orders.pay_order(session(ctx), order_id, pay=pay, card=card))
+
+
+@order_app.command("show", epilog="Example: `tickethub --json order show 12`")
+def order_show(
+    ctx: typer.Context, order_id: Annotated[str, typer.Argument(metavar="ORDER_ID")]
+) -> None:
+    """Show an order with its lines, tickets and history."""
+    order = orders.get_order(session(ctx), order_id)
+
+    def human() -> None:
+        show_order(order)
+        render.table(
+            "History",
+            ("at", "from", "to", "operator", "reason"),
+            [
+                [h["at"], h["from"] or "-", h["to"], h["operator"], h["reason"] or ""]
+                for h in order["history"]
+            ],
+        )
+
+    output(ctx, {"order": order}, human)
+
+
+@order_app.command("list", epilog="Example: `tickethub order list --event 1 --status PAID`")
+def order_list(
+    ctx: typer.Context,
+    event: Annotated[str | None, typer.Option("--event", help="Only this event.")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="PENDING, PAID, FAILED or CANCELLED.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=100000)] = 1000,
+) -> None:
+    """List orders, newest first."""
+    rows = orders.list_orders(session(ctx), event_id=event, status=status, limit=limit)
+
+    def human() -> None:
+        if not rows:
+            render.line("no orders match")
+            return
+        render.table(
+            "Orders",
+            ("id", "status", "event", "seats", "total", "buyer", "created"),
+            [
+                [
+                    o["id"],
+                    o["status"],
+                    o["event_id"],
+                    o["seats"],
+                    f"{o['total']} {o['currency']}",
+                    o["email"] or o["name"] or "walk-in",
+                    o["created_at"],
+                ]
+                for o in rows
+            ],
+            numeric=("id", "event", "seats"),
+        )
+
+    output(ctx, {"orders": rows}, human)
+
+
+@order_app.command(
+    "cancel", epilog="Example: `tickethub order cancel 12 --reason 'customer asked'`"
+)
+def order_cancel(
+    ctx: typer.Context,
+    order_id: Annotated[str, typer.Argument(metavar="ORDER_ID")],
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Recorded in the audit log.")
+    ] = None,
+) -> None:
+    """Cancel: a PENDING order releases its hold; a PAID order is refunded and its tickets
+    voided."""
+    order = orders.cancel_order(session(ctx), order_id, reason=reason)
+    output(ctx, {"order": order}, lambda: show_order(order))
+
+
+@payment_app.command(
+    "callback",
+    epilog="Example: `tickethub payment callback --payload cb.json --signature "
+    "$(openssl dgst -sha256 -hmac \"$TICKETHUB_WEBHOOK_SECRET\" -r cb.json | cut -d' ' -f1)`",
+)
+def payment_callback(
+    ctx: typer.Context,
+    payload: Annotated[str, typer.Option("--payload", help="File with the raw JSON ('-': stdin).")],
+    signature: Annotated[str, typer.Option("--signature", help="Hex HMAC-SHA256 of the payload.")],
+) -> None:
+    """Apply a signed provider callback (secret in TICKETHUB_WEBHOOK_SECRET). Idempotent."""
+    data = _read_payload(payload)
+    order = callbacks.handle(session(ctx), data, signature)
+    output(ctx, {"order": order}, lambda: show_order(order))
+
+
+def _read_payload(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read(1_000_001)[:1_000_000]
+    p = Path(path)
+    if not p.is_file():
+        raise TicketHubError(ErrorCode.NOT_FOUND, f"payload file {path} not found")
+    if p.stat().st_size > 1_000_000:
+        raise invalid("payload file is larger than 1 MB")
+    return p.read_bytes()
+
+
+@app.command("reconcile", epilog="Example: `tickethub reconcile --stale-after 0`")
+def reconcile_cmd(
+    ctx: typer.Context,
+    stale_after: Annotated[
+        str, typer.Option("--stale-after", help="Seconds a worker must be silent.")
+    ] = "60",
+) -> None:
+    """Finish every order a crash or an unknown payment left open, and every expired hold.
+    Safe to run at any time and twice."""
+    repaired = reconcile.reconcile(session(ctx), stale_after)
+
+    def human() -> None:
+        if not repaired:
+            render.line("nothing to repair")
+            return
+        render.table(
+            "Repaired",
+            ("order", "from", "to", "why"),
+            [[r["order_id"], r["from"] or "-", r["to"] or "-", r["reason"]] for r in repaired],
+        )
+
+    output(ctx, {"repaired": repaired}, human)
+
+
+@app.command("doctor", epilog="Example: `tickethub doctor` (exit 0 healthy, 9 problems)")
+def doctor_cmd(ctx: typer.Context) -> None:
+    """Check every invariant on the whole database: counters, tickets, holds, audit trail."""
+    problems = doctor.check(session(ctx))
+    payload = {"ok": not problems, "problems": problems}
+    if is_json(ctx):
+        render.emit_json(payload)
+    elif not problems:
+        render.line("doctor: all invariants hold", style="green")
+    else:
+        render.table(
+            f"doctor: {len(problems)} problem(s)",
+            ("check", "problem"),
+            [[p["check"], p["message"]] for p in problems],
+        )
+    if problems:
+        raise typer.Exit(9)
+
+
+@app.command("config", epilog="Example: `tickethub config --hold-minutes 20`")
+def config_cmd(
+    ctx: typer.Context,
+    hold_minutes: Annotated[
+        str | None, typer.Option("--hold-minutes", help="Default hold for new orders.")
+    ] = None,
+) -> None:
+    """Show or change per-database settings."""
+    s = session(ctx)
+    if hold_minutes is not None:
+        orders.set_default_hold_minutes(s, hold_minutes)
+    value = orders._hold_minutes(s.conn, None)
+    output(
+        ctx, {"config": {"hold_minutes": value}}, lambda: render.line(f"hold minutes: {value:g}")
+    )

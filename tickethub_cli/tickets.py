@@ -1,0 +1,65 @@
+"""Tickets: issued with the PAID transition, voided with a cancellation."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from typing import Any
+
+from . import clock, codes
+
+
+def issue(
+    conn: sqlite3.Connection, order_id: int, event_id: int, lines: Iterable[sqlite3.Row]
+) -> int:
+    """Insert one ticket per seat of each line, inside the caller's PAID transaction."""
+    now = clock.now_text()
+    rows = []
+    for line in lines:
+        for _ in range(line["quantity"]):
+            rows.append((order_id, line["ticket_type_id"], event_id, codes.generate(), now))
+    # A collision of ~119 random bits will not happen; the UNIQUE index would refuse it anyway.
+    conn.executemany(
+        "INSERT INTO tickets (order_id, ticket_type_id, event_id, code, status, created_at)"
+        " VALUES (?, ?, ?, ?, 'valid', ?)",
+        rows,
+    )
+    return len(rows)
+
+
+def void_for_order(conn: sqlite3.Connection, order_id: int) -> dict[int, int]:
+    """Void the order's valid tickets; returns how many per ticket type."""
+    counts = {
+        r["ticket_type_id"]: r["n"]
+        for r in conn.execute(
+            "SELECT ticket_type_id, count(*) AS n FROM tickets"
+            " WHERE order_id = ? AND status = 'valid' GROUP BY ticket_type_id",
+            (order_id,),
+        )
+    }
+    conn.execute(
+        "UPDATE tickets SET status = 'void' WHERE order_id = ? AND status = 'valid'", (order_id,)
+    )
+    return counts
+
+
+def ticket_dict(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "code": codes.pretty(row["code"]),
+        "ticket_type_id": row["ticket_type_id"],
+        "event_id": row["event_id"],
+        "order_id": row["order_id"],
+        "status": row["status"],
+        "checked_in_at": row["checked_in_at"],
+        "checked_in_gate": row["checked_in_gate"],
+    }
+
+
+def for_order(conn: sqlite3.Connection, order_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT id, order_id, ticket_type_id, event_id, code, status, checked_in_at,"
+        " checked_in_gate FROM tickets WHERE order_id = ? ORDER BY id",
+        (order_id,),
+    ).fetchall()
+    return [ticket_dict(r) for r in rows]
