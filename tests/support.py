@@ -1,0 +1,110 @@
+"""Helpers shared by the order tests: a seeded database, CLI calls, database dumps."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+import tickethub_cli as th
+from tickethub_cli import events, orders
+from tickethub_cli.cli import app
+
+OK_CARD = "4242424242424242"
+DECLINED_CARD = "4000000000000002"
+TIMEOUT_CARD = "4000000000000119"
+
+
+def tickethub_exe() -> str:
+    exe = Path(sys.executable).with_name("tickethub")
+    return str(exe) if exe.exists() else shutil.which("tickethub") or "tickethub"
+
+
+@dataclass
+class Outcome:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    @property
+    def error(self) -> dict[str, Any]:
+        return json.loads(self.stderr)["error"]
+
+
+def cli(db: str, *args: str, env: dict[str, str] | None = None, input: str | None = None) -> Outcome:
+    """Run the CLI in-process with --json; returns exit code and both streams."""
+    result = CliRunner().invoke(app, ["--db", db, "--json", *args], env=env, input=input)
+    return Outcome(result.exit_code, result.stdout, result.stderr)
+
+
+def proc(
+    db: str, *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> Outcome:
+    """Run the installed console script as a real process with --json."""
+    full_env = {**os.environ, **(env or {})}
+    done = subprocess.run(
+        [tickethub_exe(), "--db", db, "--json", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+    )
+    return Outcome(done.returncode, done.stdout, done.stderr)
+
+
+def dump(db: str) -> str:
+    conn = sqlite3.connect(db)
+    try:
+        return "\n".join(conn.iterdump())
+    finally:
+        conn.close()
+
+
+def count(db: str, sql: str, *args: object) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(sql, args).fetchone()[0]
+    finally:
+        conn.close()
+
+
+def seed(path: str, *, capacity: int = 10, max_per_order: int = 10) -> dict[str, int]:
+    """A database with two events; event 1 has types GA and VIP, event 2 has type Other."""
+    s, _, _ = th.init_session(path, operator="tester")
+    e1 = events.create_event(s, name="Gig", starts_at="2027-06-01T20:00:00Z")
+    e2 = events.create_event(s, name="Other", starts_at="2027-07-01T20:00:00Z")
+    ga = events.add_ticket_type(
+        s, e1["id"], name="GA", price="20.00", capacity=capacity, max_per_order=max_per_order
+    )
+    vip = events.add_ticket_type(s, e1["id"], name="VIP", price="50", capacity=5)
+    other = events.add_ticket_type(s, e2["id"], name="Other", price="10", capacity=5)
+    s.close()
+    return {"event": e1["id"], "event2": e2["id"], "ga": ga["id"], "vip": vip["id"],
+            "other": other["id"]}
+
+
+def buy(s: th.Session, items: list[str], **kw: Any) -> orders.OrderResult:
+    kw.setdefault("pay", "cash")
+    return orders.purchase(s, orders.OrderRequest.parse(items=items, **kw))
+
+
+def type_counts(db: str, type_id: int) -> tuple[int, int]:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(
+            "SELECT sold, held FROM ticket_types WHERE id = ?", (type_id,)
+        ).fetchone()
+    finally:
+        conn.close()

@@ -1,0 +1,143 @@
+"""Real processes: contention for the last seats, one key retried by many, crashes at every
+fault point followed by reconcile or by a retry."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections import Counter
+
+import pytest
+from support import OK_CARD, count, proc, seed, tickethub_exe, type_counts
+
+import tickethub_cli as th
+from tickethub_cli import doctor
+
+
+def spawn(db: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [tickethub_exe(), "--db", db, "--json", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def finish(p: subprocess.Popen[str]) -> tuple[int, str, str]:
+    out, err = p.communicate(timeout=120)
+    return p.returncode, out, err
+
+
+def healthy(db: str) -> None:
+    s = th.open_session(db)
+    try:
+        assert doctor.check(s) == []
+    finally:
+        s.close()
+
+
+def test_24_buyers_for_the_last_10_seats(tmp_path):
+    db = str(tmp_path / "rush.db")
+    ids = seed(db, capacity=10)
+    procs = [spawn(db, "purchase", "-i", f"{ids['ga']}:1", "--pay", "cash") for _ in range(24)]
+    results = [finish(p) for p in procs]
+    codes = Counter(code for code, _, _ in results)
+    assert codes == {0: 10, 5: 14}, [r[2] for r in results if r[0] not in (0, 5)]
+    for code, out, err in results:
+        assert "Traceback" not in err
+        if code == 5:
+            assert json.loads(err)["error"]["code"] == "SOLD_OUT"
+    assert type_counts(db, ids["ga"]) == (10, 0)
+    assert count(db, "SELECT count(*) FROM tickets WHERE status = 'valid'") == 10
+    healthy(db)
+
+
+def test_12_processes_retrying_one_key_make_one_order(tmp_path):
+    db = str(tmp_path / "retry.db")
+    ids = seed(db)
+    args = ["purchase", "-i", f"{ids['ga']}:2", "--pay", "card", "--card", OK_CARD,
+            "-k", "one-key"]
+    results = [finish(p) for p in [spawn(db, *args) for _ in range(12)]]
+    order_ids = set()
+    for code, out, err in results:
+        assert code in (0, 4), err
+        if code == 0:
+            order_ids.add(json.loads(out)["order"]["id"])
+        else:
+            assert json.loads(err)["error"]["code"] == "IN_PROGRESS"
+    assert len(order_ids) == 1
+    assert count(db, "SELECT count(*) FROM orders") == 1
+    assert count(db, "SELECT count(*) FROM mockpay_charges") == 1
+    assert count(db, "SELECT count(*) FROM tickets") == 2
+    final = proc(db, *args)
+    assert final.code == 0 and final.json["replayed"] is True
+    healthy(db)
+
+
+FAULTS = {
+    # fault point -> how reconcile must end the order (a charge exists after the charge)
+    "after_reserve": "FAILED",
+    "after_charge": "PAID",
+    "before_issue": "PAID",
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_crash_then_reconcile(tmp_path, fault):
+    db = str(tmp_path / "crash.db")
+    ids = seed(db)
+    crashed = proc(db, "purchase", "-i", f"{ids['ga']}:3", "--pay", "card", "--card", OK_CARD,
+                   "-k", "crashy", env={"TICKETHUB_FAULT": fault})
+    assert crashed.code == 137 and crashed.stdout == ""
+    assert count(db, "SELECT count(*) FROM orders WHERE status = 'PENDING'") == 1
+    assert type_counts(db, ids["ga"]) == (0, 3)
+    rep = proc(db, "reconcile", "--stale-after", "0")
+    assert rep.code == 0, rep.stderr
+    assert [(r["from"], r["to"]) for r in rep.json["repaired"]] == [("PENDING", FAULTS[fault])]
+    expected = (3, 0) if FAULTS[fault] == "PAID" else (0, 0)
+    assert type_counts(db, ids["ga"]) == expected
+    assert count(db, "SELECT count(*) FROM tickets") == (3 if FAULTS[fault] == "PAID" else 0)
+    if FAULTS[fault] == "FAILED":  # voided at the provider: a slow worker can no longer charge
+        assert count(db, "SELECT count(*) FROM mockpay_charges WHERE status = 'voided'") == 1
+    assert proc(db, "reconcile", "--stale-after", "0").json["repaired"] == []
+    doc = proc(db, "doctor")
+    assert doc.code == 0 and doc.json == {"ok": True, "problems": []}
+    # a retry after reconcile replays the final outcome, never a second order or charge
+    retry = proc(db, "purchase", "-i", f"{ids['ga']}:3", "--pay", "card", "--card", OK_CARD,
+                 "-k", "crashy")
+    assert retry.code == (0 if FAULTS[fault] == "PAID" else 6)
+    assert count(db, "SELECT count(*) FROM orders") == 1
+    charged = 1 if FAULTS[fault] == "PAID" else 0  # after_reserve: the provider never saw it
+    assert count(db, "SELECT count(*) FROM payments WHERE kind = 'charge'") == charged
+    assert count(db, "SELECT count(*) FROM mockpay_charges WHERE status = 'captured'") == charged
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_crash_then_retry_with_same_key(tmp_path, fault):
+    db = str(tmp_path / "resume.db")
+    ids = seed(db)
+    args = ["purchase", "-i", f"{ids['ga']}:2", "--pay", "card", "--card", OK_CARD, "-k", "again"]
+    crashed = proc(db, *args, env={"TICKETHUB_FAULT": fault})
+    assert crashed.code == 137
+    retry = proc(db, *args)
+    assert retry.code == 0, retry.stderr
+    assert retry.json["replayed"] is True
+    order = retry.json["order"]
+    assert order["status"] == "PAID" and len(order["tickets"]) == 2
+    assert count(db, "SELECT count(*) FROM orders") == 1
+    assert count(db, "SELECT count(*) FROM mockpay_charges") == 1
+    assert count(db, "SELECT count(*) FROM payments WHERE kind = 'charge'") == 1
+    assert type_counts(db, ids["ga"]) == (2, 0)
+    healthy(db)
+
+
+def test_cash_crash_after_reserve_then_retry(tmp_path):
+    db = str(tmp_path / "cash.db")
+    ids = seed(db)
+    args = ["purchase", "-i", f"{ids['ga']}:1", "--pay", "cash", "-k", "cash-1"]
+    assert proc(db, *args, env={"TICKETHUB_FAULT": "after_reserve"}).code == 137
+    retry = proc(db, *args)
+    assert retry.code == 0 and retry.json["order"]["status"] == "PAID"
+    healthy(db)
