@@ -64,8 +64,10 @@ def _db_error(exc: sqlite3.Error, path: str) -> TicketHubError:
 
 
 def _configure(conn: sqlite3.Connection) -> None:
-    # busy_timeout 0: our own jittered retry in transaction() is fairer than SQLite's sleeps
-    conn.execute("PRAGMA busy_timeout = 0")
+    # Reads wait in SQLite's busy handler (WAL readers meet a lock only for an instant, e.g.
+    # while another connection recovers or resets the WAL); the write lock is taken by our
+    # own jittered loop in _begin_immediate, which switches the handler off meanwhile.
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_budget() * 1000)}")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA synchronous = FULL")
 
@@ -181,6 +183,14 @@ def _begin_immediate(conn: sqlite3.Connection, budget: float) -> None:
     SQLite's own busy handler, which lets some writers starve for seconds."""
     deadline = time.monotonic() + budget
     delay = 0.0005
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        _begin_loop(conn, budget, deadline, delay)
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(budget * 1000)}")
+
+
+def _begin_loop(conn: sqlite3.Connection, budget: float, deadline: float, delay: float) -> None:
     while True:
         try:
             conn.execute("BEGIN IMMEDIATE")
