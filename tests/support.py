@@ -43,15 +43,15 @@ class Outcome:
         return json.loads(self.stderr)["error"]
 
 
-def cli(db: str, *args: str, env: dict[str, str] | None = None, input: str | None = None) -> Outcome:
+def cli(
+    db: str, *args: str, env: dict[str, str] | None = None, input: str | None = None
+) -> Outcome:
     """Run the CLI in-process with --json; returns exit code and both streams."""
     result = CliRunner().invoke(app, ["--db", db, "--json", *args], env=env, input=input)
     return Outcome(result.exit_code, result.stdout, result.stderr)
 
 
-def proc(
-    db: str, *args: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> Outcome:
+def proc(db: str, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> Outcome:
     """Run the installed console script as a real process with --json."""
     full_env = {**os.environ, **(env or {})}
     done = subprocess.run(
@@ -91,8 +91,13 @@ def seed(path: str, *, capacity: int = 10, max_per_order: int = 10) -> dict[str,
     vip = events.add_ticket_type(s, e1["id"], name="VIP", price="50", capacity=5)
     other = events.add_ticket_type(s, e2["id"], name="Other", price="10", capacity=5)
     s.close()
-    return {"event": e1["id"], "event2": e2["id"], "ga": ga["id"], "vip": vip["id"],
-            "other": other["id"]}
+    return {
+        "event": e1["id"],
+        "event2": e2["id"],
+        "ga": ga["id"],
+        "vip": vip["id"],
+        "other": other["id"],
+    }
 
 
 def buy(s: th.Session, items: list[str], **kw: Any) -> orders.OrderResult:

@@ -45,16 +45,40 @@ def assert_healthy(s: th.Session) -> None:
 
 def test_card_purchase_issues_tickets_and_replays(shop):
     db, ids, s = shop
-    first = cli(db, "purchase", "--item", f"{ids['ga']}:2", "--email", "a@b.org",
-                "--pay", "card", "--card", OK_CARD, "--idempotency-key", "k1")
+    first = cli(
+        db,
+        "purchase",
+        "--item",
+        f"{ids['ga']}:2",
+        "--email",
+        "a@b.org",
+        "--pay",
+        "card",
+        "--card",
+        OK_CARD,
+        "--idempotency-key",
+        "k1",
+    )
     assert first.code == 0, first.stderr
     order = first.json["order"]
     assert first.json["replayed"] is False
     assert order["status"] == "PAID" and order["total_minor"] == 4000
     assert len(order["tickets"]) == 2 and all(t["status"] == "valid" for t in order["tickets"])
     assert [h["to"] for h in order["history"]] == ["PENDING", "PAID"]
-    again = cli(db, "purchase", "--item", f"{ids['ga']}:2", "--email", "a@b.org",
-                "--pay", "card", "--card", OK_CARD, "--idempotency-key", "k1")
+    again = cli(
+        db,
+        "purchase",
+        "--item",
+        f"{ids['ga']}:2",
+        "--email",
+        "a@b.org",
+        "--pay",
+        "card",
+        "--card",
+        OK_CARD,
+        "--idempotency-key",
+        "k1",
+    )
     assert again.code == 0 and again.json["replayed"] is True
     assert again.json["order"]["id"] == order["id"]
     assert again.json["order"]["tickets"] == order["tickets"]
@@ -91,14 +115,34 @@ def test_same_key_different_request_is_mismatch_and_changes_nothing(shop):
 
 def test_declined_card_fails_order_and_replay_repeats_the_error(shop):
     db, ids, s = shop
-    out = cli(db, "purchase", "-i", f"{ids['ga']}:3", "--pay", "card", "--card", DECLINED_CARD,
-              "-k", "dec")
+    out = cli(
+        db,
+        "purchase",
+        "-i",
+        f"{ids['ga']}:3",
+        "--pay",
+        "card",
+        "--card",
+        DECLINED_CARD,
+        "-k",
+        "dec",
+    )
     assert out.code == 6 and out.error["code"] == "PAYMENT_DECLINED"
     oid = out.error["order_id"]
     assert orders.get_order(s, oid)["status"] == "FAILED"
     assert type_counts(db, ids["ga"]) == (0, 0)
-    again = cli(db, "purchase", "-i", f"{ids['ga']}:3", "--pay", "card", "--card", DECLINED_CARD,
-                "-k", "dec")
+    again = cli(
+        db,
+        "purchase",
+        "-i",
+        f"{ids['ga']}:3",
+        "--pay",
+        "card",
+        "--card",
+        DECLINED_CARD,
+        "-k",
+        "dec",
+    )
     assert again.code == 6 and again.error["order_id"] == oid
     assert charges(db, oid) == 1 and count(db, "SELECT count(*) FROM orders") == 1
     assert_healthy(s)
@@ -106,14 +150,34 @@ def test_declined_card_fails_order_and_replay_repeats_the_error(shop):
 
 def test_unknown_outcome_then_retry_resumes_without_second_charge(shop):
     db, ids, s = shop
-    out = cli(db, "purchase", "-i", f"{ids['ga']}:1", "--pay", "card", "--card", TIMEOUT_CARD,
-              "-k", "slow")
+    out = cli(
+        db,
+        "purchase",
+        "-i",
+        f"{ids['ga']}:1",
+        "--pay",
+        "card",
+        "--card",
+        TIMEOUT_CARD,
+        "-k",
+        "slow",
+    )
     assert out.code == 6 and out.error["code"] == "PAYMENT_UNKNOWN"
     oid = out.error["order_id"]
     assert orders.get_order(s, oid)["status"] == "PENDING"
     assert type_counts(db, ids["ga"]) == (0, 1)
-    retry = cli(db, "purchase", "-i", f"{ids['ga']}:1", "--pay", "card", "--card", TIMEOUT_CARD,
-                "-k", "slow")
+    retry = cli(
+        db,
+        "purchase",
+        "-i",
+        f"{ids['ga']}:1",
+        "--pay",
+        "card",
+        "--card",
+        TIMEOUT_CARD,
+        "-k",
+        "slow",
+    )
     assert retry.code == 0, retry.stderr
     assert retry.json["order"]["id"] == oid and retry.json["order"]["status"] == "PAID"
     assert retry.json["replayed"] is True
@@ -148,8 +212,9 @@ def test_reconcile_respects_stale_after(shop):
 
 def test_create_then_pay_then_cancel_with_refund(shop):
     db, ids, s = shop
-    created = cli(db, "order", "create", "-i", f"{ids['ga']}:2", "-i", f"{ids['vip']}:1",
-                  "--email", "c@d.org")
+    created = cli(
+        db, "order", "create", "-i", f"{ids['ga']}:2", "-i", f"{ids['vip']}:1", "--email", "c@d.org"
+    )
     assert created.code == 0, created.stderr
     order = created.json["order"]
     assert order["status"] == "PENDING" and order["tickets"] == []
@@ -161,15 +226,19 @@ def test_create_then_pay_then_cancel_with_refund(shop):
     assert type_counts(db, ids["ga"]) == (2, 0)
     again = cli(db, "order", "pay", str(order["id"]), "--pay", "cash")
     assert again.code == 4 and again.error["code"] == "INVALID_STATE"
-    cancelled = cli(db, "--operator", "boss", "order", "cancel", str(order["id"]),
-                    "--reason", "customer asked")
+    cancelled = cli(
+        db, "--operator", "boss", "order", "cancel", str(order["id"]), "--reason", "customer asked"
+    )
     assert cancelled.code == 0, cancelled.stderr
     final = cancelled.json["order"]
     assert final["status"] == "CANCELLED"
     assert all(t["status"] == "void" for t in final["tickets"])
     assert final["history"][-1] == {
-        "from": "PAID", "to": "CANCELLED", "at": final["history"][-1]["at"],
-        "operator": "boss", "reason": "customer asked",
+        "from": "PAID",
+        "to": "CANCELLED",
+        "at": final["history"][-1]["at"],
+        "operator": "boss",
+        "reason": "customer asked",
     }
     assert type_counts(db, ids["ga"]) == (0, 0) and type_counts(db, ids["vip"]) == (0, 0)
     assert count(db, "SELECT count(*) FROM mockpay_charges WHERE status = 'refunded'") == 1
@@ -211,8 +280,9 @@ def test_paid_order_cannot_be_paid_or_cancelled_twice(shop):
 
 def test_expired_hold_cannot_be_paid_and_reconcile_cancels_it(shop):
     db, ids, s = shop
-    oid = cli(db, "order", "create", "-i", f"{ids['ga']}:3", "--hold-minutes", "1").json[
-        "order"]["id"]
+    oid = cli(db, "order", "create", "-i", f"{ids['ga']}:3", "--hold-minutes", "1").json["order"][
+        "id"
+    ]
     clock.set_offset(120)
     with pytest.raises(TicketHubError) as err:
         orders.pay_order(s, oid, pay="cash", card=None)
@@ -301,12 +371,14 @@ BAD_INPUTS = [
     (["purchase", "-i", "999:1", "--pay", "cash"], 3, "NOT_FOUND"),
     (["purchase", "-i", "{ga}:1", "-i", "{other}:1", "--pay", "cash"], 2, "INVALID_INPUT"),
     (["purchase", "-i", "{ga}:11", "--pay", "cash"], 2, "INVALID_INPUT"),
-    (["purchase", "-i", "{ga}:1", "--email", "not-an-email", "--pay", "cash"], 2,
-     "INVALID_INPUT"),
+    (["purchase", "-i", "{ga}:1", "--email", "not-an-email", "--pay", "cash"], 2, "INVALID_INPUT"),
     (["purchase", "-i", "{ga}:1", "--pay", "bitcoin"], 2, "INVALID_INPUT"),
     (["purchase", "-i", "{ga}:1", "--pay", "card", "--card", "1234"], 2, "INVALID_INPUT"),
-    (["purchase", "-i", "{ga}:1", "--pay", "card", "--card", "4242424242424241"], 2,
-     "INVALID_INPUT"),
+    (
+        ["purchase", "-i", "{ga}:1", "--pay", "card", "--card", "4242424242424241"],
+        2,
+        "INVALID_INPUT",
+    ),
     (["purchase", "-i", "{ga}:1", "--pay", "card"], 2, "INVALID_INPUT"),
     (["purchase", "-i", "{ga}:1"], 2, "INVALID_INPUT"),
     (["purchase", "--pay", "cash"], 2, "USAGE"),
@@ -342,8 +414,16 @@ def send(db: str, tmp_path, body: dict, *, secret: str = SECRET, signature: str 
     path = tmp_path / f"cb-{body.get('id')}.json"
     path.write_bytes(payload)
     sig = signature if signature is not None else callbacks.sign(payload, secret)
-    return cli(db, "payment", "callback", "--payload", str(path), "--signature", sig,
-               env={"TICKETHUB_WEBHOOK_SECRET": SECRET})
+    return cli(
+        db,
+        "payment",
+        "callback",
+        "--payload",
+        str(path),
+        "--signature",
+        sig,
+        env={"TICKETHUB_WEBHOOK_SECRET": SECRET},
+    )
 
 
 def test_callback_success_pays_pending_order_once(shop, tmp_path):
@@ -385,35 +465,44 @@ def test_callback_amount_mismatch_and_missing_secret(shop, tmp_path):
         s, orders.OrderRequest.parse(items=[f"{ids['ga']}:1"], require_pay=False)
     ).order["id"]
     before = dump(db)
-    out = send(db, tmp_path, {"id": "a", "order_id": oid, "status": "succeeded",
-                              "amount_minor": 1})
+    out = send(db, tmp_path, {"id": "a", "order_id": oid, "status": "succeeded", "amount_minor": 1})
     assert out.code == 2 and out.error["code"] == "AMOUNT_MISMATCH"
     assert dump(db) == before
     payload = tmp_path / "p.json"
     payload.write_text("{}")
-    no_secret = cli(db, "payment", "callback", "--payload", str(payload), "--signature", "ab",
-                    env={"TICKETHUB_WEBHOOK_SECRET": ""})
+    no_secret = cli(
+        db,
+        "payment",
+        "callback",
+        "--payload",
+        str(payload),
+        "--signature",
+        "ab",
+        env={"TICKETHUB_WEBHOOK_SECRET": ""},
+    )
     assert no_secret.code == 2 and no_secret.error["code"] == "INVALID_INPUT"
-    missing = send(db, tmp_path, {"id": "b", "order_id": 9999, "status": "succeeded",
-                                  "amount_minor": 1})
+    missing = send(
+        db, tmp_path, {"id": "b", "order_id": 9999, "status": "succeeded", "amount_minor": 1}
+    )
     assert missing.code == 3
 
 
 def test_late_success_after_cancellation_is_refunded_never_oversold(shop, tmp_path):
     db, ids, s = shop
     oid = orders.create_order(
-        s, orders.OrderRequest.parse(items=[f"{ids['vip']}:5"], hold_minutes=1,
-                                     require_pay=False)
+        s, orders.OrderRequest.parse(items=[f"{ids['vip']}:5"], hold_minutes=1, require_pay=False)
     ).order["id"]
     clock.set_offset(120)  # the hold expires; the seats are sold to someone else
     assert buy(s, [f"{ids['vip']}:5"]).order["status"] == "PAID"
-    out = send(db, tmp_path, {"id": "late", "order_id": oid, "status": "succeeded",
-                              "amount_minor": 25000})
+    out = send(
+        db, tmp_path, {"id": "late", "order_id": oid, "status": "succeeded", "amount_minor": 25000}
+    )
     assert out.code == 0, out.stderr
     assert out.json["order"]["status"] == "CANCELLED"
     assert type_counts(db, ids["vip"]) == (5, 0)
-    assert count(db, "SELECT count(*) FROM payments WHERE order_id = ? AND kind = 'refund'",
-                 oid) == 1
+    assert (
+        count(db, "SELECT count(*) FROM payments WHERE order_id = ? AND kind = 'refund'", oid) == 1
+    )
     assert count(db, "SELECT count(*) FROM callbacks WHERE refund_pending = 1") == 0
     assert_healthy(s)
 
@@ -423,8 +512,7 @@ def test_callback_failure_fails_pending_order(shop, tmp_path):
     oid = orders.create_order(
         s, orders.OrderRequest.parse(items=[f"{ids['ga']}:1"], require_pay=False)
     ).order["id"]
-    out = send(db, tmp_path, {"id": "f", "order_id": oid, "status": "failed",
-                              "amount_minor": 2000})
+    out = send(db, tmp_path, {"id": "f", "order_id": oid, "status": "failed", "amount_minor": 2000})
     assert out.code == 0 and out.json["order"]["status"] == "FAILED"
     assert type_counts(db, ids["ga"]) == (0, 0)
     assert_healthy(s)

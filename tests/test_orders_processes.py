@@ -57,8 +57,7 @@ def test_24_buyers_for_the_last_10_seats(tmp_path):
 def test_12_processes_retrying_one_key_make_one_order(tmp_path):
     db = str(tmp_path / "retry.db")
     ids = seed(db)
-    args = ["purchase", "-i", f"{ids['ga']}:2", "--pay", "card", "--card", OK_CARD,
-            "-k", "one-key"]
+    args = ["purchase", "-i", f"{ids['ga']}:2", "--pay", "card", "--card", OK_CARD, "-k", "one-key"]
     results = [finish(p) for p in [spawn(db, *args) for _ in range(12)]]
     order_ids = set()
     for code, out, err in results:
@@ -88,8 +87,19 @@ FAULTS = {
 def test_crash_then_reconcile(tmp_path, fault):
     db = str(tmp_path / "crash.db")
     ids = seed(db)
-    crashed = proc(db, "purchase", "-i", f"{ids['ga']}:3", "--pay", "card", "--card", OK_CARD,
-                   "-k", "crashy", env={"TICKETHUB_FAULT": fault})
+    crashed = proc(
+        db,
+        "purchase",
+        "-i",
+        f"{ids['ga']}:3",
+        "--pay",
+        "card",
+        "--card",
+        OK_CARD,
+        "-k",
+        "crashy",
+        env={"TICKETHUB_FAULT": fault},
+    )
     assert crashed.code == 137 and crashed.stdout == ""
     assert count(db, "SELECT count(*) FROM orders WHERE status = 'PENDING'") == 1
     assert type_counts(db, ids["ga"]) == (0, 3)
@@ -105,8 +115,9 @@ def test_crash_then_reconcile(tmp_path, fault):
     doc = proc(db, "doctor")
     assert doc.code == 0 and doc.json == {"ok": True, "problems": []}
     # a retry after reconcile replays the final outcome, never a second order or charge
-    retry = proc(db, "purchase", "-i", f"{ids['ga']}:3", "--pay", "card", "--card", OK_CARD,
-                 "-k", "crashy")
+    retry = proc(
+        db, "purchase", "-i", f"{ids['ga']}:3", "--pay", "card", "--card", OK_CARD, "-k", "crashy"
+    )
     assert retry.code == (0 if FAULTS[fault] == "PAID" else 6)
     assert count(db, "SELECT count(*) FROM orders") == 1
     charged = 1 if FAULTS[fault] == "PAID" else 0  # after_reserve: the provider never saw it

@@ -1,0 +1,229 @@
+"""A hypothesis state machine over the service layer: purchases, reservations, payments,
+cancellations, expiry, callbacks (repeated, out of order, late) and reconcile, interleaved
+with random keys. After every step the doctor's invariants must hold."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    invariant,
+    multiple,
+    rule,
+)
+from support import DECLINED_CARD, OK_CARD, TIMEOUT_CARD, seed
+
+import tickethub_cli as th
+from tickethub_cli import callbacks, clock, doctor, orders, reconcile
+from tickethub_cli.errors import ErrorCode, TicketHubError
+
+SECRET = "stateful-secret"
+CARDS = {"ok": OK_CARD, "declined": DECLINED_CARD, "timeout": TIMEOUT_CARD}
+FINAL = {"FAILED", "CANCELLED"}
+
+
+class BoxOffice(RuleBasedStateMachine):
+    order_ids = Bundle("order_ids")
+    keys = Bundle("keys")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir = tempfile.mkdtemp(prefix="th-stateful-")
+        self.path = os.path.join(self.dir, "box.db")
+        self.ids = seed(self.path, capacity=6, max_per_order=4)
+        self.s = th.open_session(self.path, operator="machine")
+        self.offset = 0.0
+        self.callback_no = 0
+        self.sent: list[bytes] = []
+        self.requests: dict[str, tuple] = {}
+        self.known_status: dict[int, str] = {}
+        os.environ["TICKETHUB_WEBHOOK_SECRET"] = SECRET
+
+    def teardown(self) -> None:
+        self.s.close()
+        clock.set_offset(0)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _status(self, oid: int) -> str:
+        return orders.get_order(self.s, oid)["status"]
+
+    def _note(self, oid: int) -> None:
+        self.known_status[oid] = self._status(oid)
+
+    # -------------------------------------------------------------------------- rules
+
+    @rule(
+        target=order_ids,
+        type_name=st.sampled_from(["ga", "vip"]),
+        qty=st.integers(1, 5),
+        pay=st.sampled_from(["cash", "ok", "declined", "timeout"]),
+        key=st.one_of(st.none(), st.sampled_from(["k1", "k2", "k3", "k4"])),
+    )
+    def purchase(self, type_name, qty, pay, key):
+        request = (type_name, qty, pay)
+        req = orders.OrderRequest.parse(
+            items=[f"{self.ids[type_name]}:{qty}"],
+            pay="cash" if pay == "cash" else "card",
+            card=CARDS.get(pay),
+            idempotency_key=key,
+        )
+        try:
+            result = orders.purchase(self.s, req)
+        except TicketHubError as err:
+            if key is not None and key in self.requests and self.requests[key] != request:
+                assert err.code in (ErrorCode.IDEMPOTENCY_MISMATCH, ErrorCode.INVALID_INPUT)
+            else:
+                assert err.code in (
+                    ErrorCode.SOLD_OUT,
+                    ErrorCode.INVALID_INPUT,
+                    ErrorCode.PAYMENT_DECLINED,
+                    ErrorCode.PAYMENT_UNKNOWN,
+                ), err
+            if err.order_id is not None and err.code != ErrorCode.IDEMPOTENCY_MISMATCH:
+                if key is not None:
+                    self.requests.setdefault(key, request)
+                self._note(err.order_id)
+                return err.order_id
+            return multiple()
+        if key is not None:
+            assert self.requests.setdefault(key, request) == request
+        oid = result.order["id"]
+        assert result.order["status"] in ("PAID", "CANCELLED", "FAILED")
+        self._note(oid)
+        return oid
+
+    @rule(
+        target=order_ids,
+        type_name=st.sampled_from(["ga", "vip"]),
+        qty=st.integers(1, 4),
+        minutes=st.sampled_from([1, 15]),
+    )
+    def create(self, type_name, qty, minutes):
+        req = orders.OrderRequest.parse(
+            items=[f"{self.ids[type_name]}:{qty}"], hold_minutes=minutes, require_pay=False
+        )
+        try:
+            result = orders.create_order(self.s, req)
+        except TicketHubError as err:
+            assert err.code == ErrorCode.SOLD_OUT
+            return multiple()
+        assert result.order["status"] == "PENDING"
+        self._note(result.order["id"])
+        return result.order["id"]
+
+    @rule(oid=order_ids, pay=st.sampled_from(["cash", "ok", "declined", "timeout"]))
+    def pay(self, oid, pay):
+        before = self._status(oid)
+        try:
+            orders.pay_order(
+                self.s, oid, pay="cash" if pay == "cash" else "card", card=CARDS.get(pay)
+            )
+        except TicketHubError as err:
+            assert err.code in (
+                ErrorCode.INVALID_STATE,
+                ErrorCode.PAYMENT_DECLINED,
+                ErrorCode.PAYMENT_UNKNOWN,
+                ErrorCode.IN_PROGRESS,
+            ), err
+            if err.code == ErrorCode.INVALID_STATE:
+                assert self._status(oid) == before
+        self._note(oid)
+
+    @rule(oid=order_ids)
+    def cancel(self, oid):
+        before = self._status(oid)
+        try:
+            order = orders.cancel_order(self.s, oid, reason="stateful")
+        except TicketHubError as err:
+            assert err.code in (ErrorCode.INVALID_STATE, ErrorCode.IN_PROGRESS), err
+            assert self._status(oid) == before
+            if err.code == ErrorCode.INVALID_STATE:
+                assert before in FINAL
+        else:
+            assert before in ("PENDING", "PAID")
+            assert order["status"] == "CANCELLED"
+            assert all(t["status"] == "void" for t in order["tickets"])
+        self._note(oid)
+
+    @rule(minutes=st.sampled_from([0.5, 2, 20]))
+    def time_passes(self, minutes):
+        self.offset += minutes * 60
+        clock.set_offset(self.offset)
+
+    @rule(
+        oid=order_ids,
+        status=st.sampled_from(["succeeded", "failed"]),
+        right_amount=st.booleans(),
+    )
+    def callback(self, oid, status, right_amount):
+        total = orders.get_order(self.s, oid)["total_minor"]
+        self.callback_no += 1
+        body = {
+            "id": f"cb{self.callback_no}",
+            "order_id": oid,
+            "status": status,
+            "amount_minor": total if right_amount else total + 1,
+        }
+        payload = json.dumps(body).encode()
+        self._deliver(payload, right_amount)
+        self.sent.append(payload)
+        self._note(oid)
+
+    @rule(data=st.data())
+    def repeat_callback(self, data):
+        if not self.sent:
+            return
+        payload = data.draw(st.sampled_from(self.sent))
+        oid = json.loads(payload)["order_id"]
+        before = self._status(oid)
+        self._deliver(payload, right_amount=None)
+        assert self._status(oid) == before  # a repeated callback id is a no-op
+
+    def _deliver(self, payload: bytes, right_amount: bool | None) -> None:
+        try:
+            callbacks.handle(self.s, payload, callbacks.sign(payload, SECRET))
+        except TicketHubError as err:
+            assert err.code == ErrorCode.AMOUNT_MISMATCH and right_amount is not True, err
+
+    @rule()
+    def reconcile_now(self):
+        reconcile.reconcile(self.s, 0)
+        assert reconcile.reconcile(self.s, 0) == []
+
+    # --------------------------------------------------------------------- invariants
+
+    @invariant()
+    def doctor_is_happy(self):
+        assert doctor.check(self.s) == []
+
+    @invariant()
+    def final_states_stay_final(self):
+        for oid, seen in self.known_status.items():
+            now = self._status(oid)
+            if seen in FINAL:
+                assert now == seen, (oid, seen, now)
+            if seen == "PAID":
+                assert now in ("PAID", "CANCELLED")
+
+    @invariant()
+    def one_order_per_key(self):
+        rows = self.s.conn.execute(
+            "SELECT count(*) FROM orders GROUP BY idempotency_key HAVING count(*) > 1"
+        ).fetchall()
+        assert rows == []
+
+
+BoxOffice.TestCase.settings = settings(
+    max_examples=int(os.environ.get("TICKETHUB_STATEFUL_EXAMPLES", "30")),
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+TestBoxOffice = BoxOffice.TestCase
