@@ -256,7 +256,7 @@ def test_cancel_pending_releases_hold(shop):
 
 @pytest.mark.parametrize("final", ["FAILED", "CANCELLED"])
 def test_illegal_transitions_from_final_states(shop, final):
-    db, ids, s = shop
+    db, ids, _ = shop
     if final == "FAILED":
         out = cli(db, "purchase", "-i", f"{ids['ga']}:1", "--pay", "card", "--card", DECLINED_CARD)
         oid = out.error["order_id"]
@@ -298,7 +298,7 @@ def test_expired_hold_cannot_be_paid_and_reconcile_cancels_it(shop):
 
 
 def test_purchase_of_a_type_releases_its_expired_holds(shop):
-    db, ids, s = shop
+    _, ids, s = shop
     held = orders.create_order(
         s, orders.OrderRequest.parse(items=[f"{ids['ga']}:10"], hold_minutes=1, require_pay=False)
     ).order["id"]

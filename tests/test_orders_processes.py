@@ -45,7 +45,7 @@ def test_24_buyers_for_the_last_10_seats(tmp_path):
     results = [finish(p) for p in procs]
     codes = Counter(code for code, _, _ in results)
     assert codes == {0: 10, 5: 14}, [r[2] for r in results if r[0] not in (0, 5)]
-    for code, out, err in results:
+    for code, _, err in results:
         assert "Traceback" not in err
         if code == 5:
             assert json.loads(err)["error"]["code"] == "SOLD_OUT"
