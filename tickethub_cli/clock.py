@@ -60,8 +60,22 @@ def fmt(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_text_cache: tuple[int, str] = (-1, "")
+
+
+def text_of_us(us: int) -> str:
+    """Format epoch microseconds like fmt(), caching the per-second prefix: the hot path
+    stamps several rows per purchase."""
+    global _text_cache
+    seconds, micro = divmod(us, 1_000_000)
+    if _text_cache[0] != seconds:
+        _text_cache = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+    prefix = _text_cache[1]
+    return f"{prefix}.{micro:06d}Z" if micro else f"{prefix}Z"
+
+
 def now_text() -> str:
-    return fmt(now())
+    return text_of_us(now_us())
 
 
 def parse(text: str) -> datetime:

@@ -28,9 +28,20 @@ def check_char(body: str) -> str | None:
     return ALPHABET[value] if value < 36 else None
 
 
+_BODY_SPACE = 36 ** (LENGTH - 1)
+
+
+def _base36(number: int, width: int) -> str:
+    digits = []
+    for _ in range(width):
+        number, rem = divmod(number, 36)
+        digits.append(ALPHABET[rem])
+    return "".join(digits)
+
+
 def generate() -> str:
-    while True:
-        body = "".join(secrets.choice(ALPHABET) for _ in range(LENGTH - 1))
+    while True:  # one unbiased draw from `secrets` per code, not one syscall per character
+        body = _base36(secrets.randbelow(_BODY_SPACE), LENGTH - 1)
         check = check_char(body)
         if check is not None:
             return body + check
