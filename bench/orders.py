@@ -83,7 +83,7 @@ def contention(workers: int, per_worker: int) -> dict[str, object]:
     conn.close()
     times = [t for _, t, _ in results]
     codes: dict[str, int] = {}
-    for rc, _, code in results:
+    for *_, code in results:
         codes[code or "OK"] = codes.get(code or "OK", 0) + 1
     return {
         "workers": workers,

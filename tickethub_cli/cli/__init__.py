@@ -120,7 +120,7 @@ class TicketHubGroup(TyperGroup):
 
 
 def _load_commands() -> typer.Typer:
-    from . import admin, events, orders  # noqa: F401 - registers the commands
+    from . import admin, batch, events, orders  # noqa: F401 - registers the commands
     from .app import app
 
     app.info.cls = TicketHubGroup

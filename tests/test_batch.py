@@ -1,0 +1,226 @@
+"""`batch`: both formats and stdin, per-row errors, exit codes, re-run safety, kill -9 re-run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+
+import pytest
+from support import OK_CARD, cli, count, dump, proc, seed, tickethub_exe, type_counts
+
+import tickethub_cli as th
+from tickethub_cli import doctor
+
+HEADER = "idempotency_key,ticket_type_id,quantity,email,name,pay,card\n"
+
+
+@pytest.fixture
+def shop(tmp_path):
+    path = str(tmp_path / "batch.db")
+    ids = seed(path, capacity=500, max_per_order=10)
+    return path, ids
+
+
+def lines(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def healthy(db: str) -> None:
+    s = th.open_session(db)
+    try:
+        assert doctor.check(s) == []
+    finally:
+        s.close()
+
+
+def test_csv_rows_in_order_with_per_row_errors(shop, tmp_path):
+    db, ids = shop
+    f = tmp_path / "sales.csv"
+    f.write_text(
+        HEADER
+        + f"r1,{ids['ga']},2,a@b.org,Ann,card,{OK_CARD}\n"
+        + f"r2,{ids['ga']},abc,,,cash,\n"
+        + f",{ids['ga']},1,,,cash,\n"
+        + f"r4,{ids['ga']},1,,,cash,\n"
+        + "r5,9999,1,,,cash,\n"
+        + f"r6,{ids['ga']},1,,,bitcoin,\n"
+    )
+    out = cli(db, "batch", str(f))
+    assert out.code == 8
+    rows = lines(out.stdout)
+    assert [r["row"] for r in rows[:-1]] == [1, 2, 3, 4, 5, 6]
+    assert [r["ok"] for r in rows[:-1]] == [True, False, False, True, False, False]
+    assert rows[0]["order"]["status"] == "PAID" and len(rows[0]["order"]["tickets"]) == 2
+    assert rows[1]["error"]["code"] == "INVALID_INPUT" and "abc" in rows[1]["error"]["message"]
+    assert rows[2]["idempotency_key"] is None and "idempotency_key" in rows[2]["error"]["message"]
+    assert rows[4]["error"]["code"] == "NOT_FOUND"
+    assert rows[5]["error"]["code"] == "INVALID_INPUT"
+    assert rows[-1] == {
+        "summary": {
+            "rows": 6,
+            "ok": 2,
+            "failed": 4,
+            "replayed": 0,
+            "errors": {"INVALID_INPUT": 3, "NOT_FOUND": 1},
+        }
+    }
+    assert type_counts(db, ids["ga"]) == (3, 0)
+
+
+def test_jsonl_from_stdin_with_items_and_all_ok_exits_0(shop):
+    db, ids = shop
+    data = "\n".join(
+        [
+            json.dumps(
+                {
+                    "idempotency_key": "j1",
+                    "pay": "cash",
+                    "items": [
+                        {"ticket_type_id": ids["ga"], "quantity": 1},
+                        {"ticket_type_id": ids["vip"], "quantity": 2},
+                    ],
+                }
+            ),
+            "",
+            json.dumps(
+                {
+                    "idempotency_key": "j2",
+                    "ticket_type_id": ids["ga"],
+                    "quantity": 3,
+                    "pay": "card",
+                    "card": OK_CARD,
+                    "email": "x@y.org",
+                }
+            ),
+        ]
+    )
+    out = cli(db, "batch", "-", input=data)
+    assert out.code == 0, out.stdout
+    rows = lines(out.stdout)
+    assert [r["row"] for r in rows[:-1]] == [1, 2]
+    assert len(rows[0]["order"]["lines"]) == 2
+    assert rows[-1]["summary"]["ok"] == 2
+
+
+def test_rerun_replays_and_sells_nothing_twice(shop, tmp_path):
+    db, ids = shop
+    f = tmp_path / "again.csv"
+    f.write_text(HEADER + "".join(f"k{i},{ids['ga']},1,,,cash,\n" for i in range(20)))
+    first = cli(db, "batch", str(f))
+    assert first.code == 0
+    before = type_counts(db, ids["ga"])
+    second = cli(db, "batch", str(f))
+    assert second.code == 0
+    summary = lines(second.stdout)[-1]["summary"]
+    assert summary == {"rows": 20, "ok": 20, "failed": 0, "replayed": 20, "errors": {}}
+    assert type_counts(db, ids["ga"]) == before == (20, 0)
+    assert count(db, "SELECT count(*) FROM orders") == 20
+
+
+def test_stop_on_error(shop, tmp_path):
+    db, ids = shop
+    f = tmp_path / "stop.csv"
+    f.write_text(HEADER + f"a,{ids['ga']},0,,,cash,\nb,{ids['ga']},1,,,cash,\n")
+    out = cli(db, "batch", "--stop-on-error", str(f))
+    assert out.code == 8
+    rows = lines(out.stdout)
+    assert len(rows) == 2 and rows[-1]["summary"]["rows"] == 1
+    assert count(db, "SELECT count(*) FROM orders") == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "code"),
+    [
+        (b"", 2),
+        (b"\n\n  \n", 2),
+        (b"\x00\x01\x02binary\xff\xfe", 2),
+        (b"\xff\xfe\xfa not utf8\n", 2),
+        (b"idempotency_key,ticket_type_id,quantity,email\nx,1,1,a@b.org\n", 2),
+        (b"idempotency_key,ticket_type_id,quantity,pay,colour\n", 2),
+    ],
+)
+def test_bad_files_are_refused_up_front(shop, tmp_path, content, code):
+    db, _ = shop
+    f = tmp_path / "bad.csv"
+    f.write_bytes(content)
+    before = dump(db)
+    out = cli(db, "batch", str(f))
+    assert out.code == code, out.stderr
+    assert out.stdout == "" and out.error["code"] == "INVALID_INPUT"
+    assert "Traceback" not in out.stderr
+    assert dump(db) == before
+
+
+def test_missing_file_is_not_found(shop):
+    db, _ = shop
+    out = cli(db, "batch", "/nonexistent/sales.csv")
+    assert out.code == 3 and out.error["code"] == "NOT_FOUND"
+
+
+def test_non_object_json_line_and_short_csv_row_fail_alone(shop, tmp_path):
+    db, ids = shop
+    good = json.dumps(
+        {"idempotency_key": "ok", "ticket_type_id": ids["ga"], "quantity": 1, "pay": "cash"}
+    )
+    out = cli(db, "batch", "-", input=f'{good}\n[1, 2]\n"text"\n{{"broken": \n')
+    rows = lines(out.stdout)
+    assert out.code == 8
+    assert [r["ok"] for r in rows[:-1]] == [True, False, False, False]
+    assert "object" in rows[1]["error"]["message"]
+    assert "JSON" in rows[3]["error"]["message"]
+    f = tmp_path / "short.csv"
+    f.write_text(HEADER + f"s1,{ids['ga']}\n" + f"s2,{ids['ga']},1,,,cash,\n")
+    rows = lines(cli(db, "batch", str(f)).stdout)
+    assert [r["ok"] for r in rows[:-1]] == [False, True]
+
+
+def test_human_mode_prints_summary_table(shop, tmp_path):
+    db, ids = shop
+    from typer.testing import CliRunner
+
+    from tickethub_cli.cli import app
+
+    f = tmp_path / "h.csv"
+    f.write_text(HEADER + f"h1,{ids['ga']},1,,,cash,\nh2,{ids['ga']},x,,,cash,\n")
+    result = CliRunner().invoke(app, ["--db", db, "batch", str(f)])
+    assert result.exit_code == 8
+    assert "Batch summary" in result.stdout and "Failed rows" in result.stdout
+
+
+def test_kill_9_half_way_then_rerun_completes_without_duplicates(shop, tmp_path):
+    db, ids = shop
+    rows = 150
+    f = tmp_path / "big.csv"
+    f.write_text(
+        HEADER
+        + "".join(
+            f"big-{i},{ids['ga']},1,,,{'card' if i % 2 else 'cash'},{OK_CARD if i % 2 else ''}\n"
+            for i in range(rows)
+        )
+    )
+    p = subprocess.Popen(
+        [tickethub_exe(), "--db", db, "--json", "batch", str(f)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
+    assert p.stdout is not None
+    for done, _ in enumerate(p.stdout, start=1):  # wait for real progress, then kill
+        if done == 40:
+            break
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert p.returncode == -signal.SIGKILL
+    assert count(db, "SELECT count(*) FROM orders") < rows
+    again = proc(db, "batch", str(f))
+    assert again.code == 0, again.stderr[-500:]
+    summary = lines(again.stdout)[-1]["summary"]
+    assert summary["rows"] == rows and summary["ok"] == rows
+    assert summary["replayed"] >= 40
+    assert count(db, "SELECT count(*) FROM orders") == rows
+    assert count(db, "SELECT count(DISTINCT idempotency_key) FROM orders") == rows
+    assert count(db, "SELECT count(*) FROM mockpay_charges") == rows // 2
+    assert type_counts(db, ids["ga"]) == (rows, 0)
+    healthy(db)

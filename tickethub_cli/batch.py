@@ -1,0 +1,255 @@
+"""Batch sales: many purchases from CSV or JSON Lines, each row its own idempotent purchase.
+
+Rows run in input order through the same service as `purchase`; a failing row does not stop
+the rest (unless asked). Re-running a file is safe: finished rows replay, a row a killed run
+left in flight resumes, nothing is sold twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from . import orders
+from .errors import ErrorCode, TicketHubError, invalid
+from .session import Session
+
+COLUMNS = ("idempotency_key", "ticket_type_id", "quantity", "email", "name", "pay", "card")
+REQUIRED = ("idempotency_key", "ticket_type_id", "quantity", "pay")
+JSON_FIELDS = (*COLUMNS, "items")
+MAX_LINE = 100_000
+
+
+@dataclass
+class Row:
+    number: int
+    data: dict[str, Any] | None
+    problem: str | None = None
+
+
+@dataclass
+class RowResult:
+    row: int
+    idempotency_key: str | None
+    ok: bool
+    replayed: bool = False
+    order: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "row": self.row,
+            "idempotency_key": self.idempotency_key,
+            "ok": self.ok,
+            "replayed": self.replayed,
+        }
+        if self.ok:
+            body["order"] = self.order
+        else:
+            body["error"] = self.error
+        return body
+
+
+@dataclass
+class Summary:
+    rows: int = 0
+    ok: int = 0
+    failed: int = 0
+    replayed: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def add(self, result: RowResult) -> None:
+        self.rows += 1
+        if result.ok:
+            self.ok += 1
+            self.replayed += int(result.replayed)
+        else:
+            self.failed += 1
+            code = (result.error or {}).get("code", "INTERNAL")
+            self.errors[code] = self.errors.get(code, 0) + 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "ok": self.ok,
+            "failed": self.failed,
+            "replayed": self.replayed,
+            "errors": self.errors,
+        }
+
+
+def _text_lines(stream: BinaryIO) -> Iterator[str]:
+    """Decode line by line, refusing binary junk with a clear error instead of garbage rows."""
+    for number, raw in enumerate(stream, start=1):
+        if b"\x00" in raw:
+            raise invalid(f"line {number} contains NUL bytes: this is not a CSV or JSON Lines file")
+        try:
+            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError:
+            raise invalid(f"line {number} is not UTF-8 text") from None
+
+
+def read_rows(stream: BinaryIO) -> Iterator[Row]:
+    """Detect the format from the first non-blank character and yield rows as they arrive."""
+    lines = _text_lines(stream)
+    head: list[str] = []
+    for line in lines:
+        head.append(line)
+        if line.strip():
+            break
+    if not any(line.strip() for line in head):
+        raise invalid("the batch file is empty", hint=f"CSV needs a header: {','.join(COLUMNS)}")
+    first = next(line for line in head if line.strip())
+    rest = _chain(head, lines)
+    if first.lstrip().startswith("{"):
+        return _json_rows(rest)
+    return _csv_rows(rest)
+
+
+def _chain(head: list[str], tail: Iterable[str]) -> Iterator[str]:
+    yield from head
+    yield from tail
+
+
+def _json_rows(lines: Iterator[str]) -> Iterator[Row]:
+    number = 0
+    for line in lines:
+        if not line.strip():
+            continue
+        number += 1
+        if len(line) > MAX_LINE:
+            yield Row(number, None, f"line is longer than {MAX_LINE} characters")
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield Row(number, None, f"not valid JSON: {exc.msg}")
+            continue
+        if not isinstance(data, dict):
+            yield Row(number, None, "a JSON Lines row must be an object")
+            continue
+        unknown = sorted(set(data) - set(JSON_FIELDS))
+        if unknown:
+            yield Row(number, data, f"unknown field(s): {', '.join(unknown)}")
+            continue
+        yield Row(number, data)
+
+
+def _csv_rows(lines: Iterator[str]) -> Iterator[Row]:
+    reader = csv.reader(line for line in lines)
+    header = None
+    for cells in reader:
+        if not any(c.strip() for c in cells):
+            continue
+        header = [c.strip().lower() for c in cells]
+        break
+    assert header is not None
+    missing = [c for c in REQUIRED if c not in header]
+    unknown = [c for c in header if c not in COLUMNS]
+    if missing or unknown or len(set(header)) != len(header):
+        parts = []
+        if missing:
+            parts.append(f"missing column(s) {', '.join(missing)}")
+        if unknown:
+            parts.append(f"unknown column(s) {', '.join(repr(c[:30]) for c in unknown)}")
+        if len(set(header)) != len(header):
+            parts.append("repeated column names")
+        raise invalid(
+            f"bad CSV header: {'; '.join(parts)}",
+            hint=f"expected columns: {','.join(COLUMNS)} (email, name, card optional)",
+        )
+    number = 0
+    for cells in reader:
+        if not any(c.strip() for c in cells):
+            continue
+        number += 1
+        if len(cells) != len(header):
+            yield Row(number, None, f"expected {len(header)} fields, found {len(cells)}")
+            continue
+        yield Row(number, {k: (v if v != "" else None) for k, v in zip(header, cells, strict=True)})
+
+
+def _request(data: dict[str, Any]) -> orders.OrderRequest:
+    key = data.get("idempotency_key")
+    if key is None or (isinstance(key, str) and not key.strip()):
+        raise invalid("row has no idempotency_key; every batch row needs its own key")
+    if not isinstance(key, str | int) or isinstance(key, bool):
+        raise invalid("idempotency_key must be text")
+    if data.get("items") is not None:
+        if data.get("ticket_type_id") is not None or data.get("quantity") is not None:
+            raise invalid("give either items or ticket_type_id and quantity, not both")
+        items = data["items"]
+        if not isinstance(items, list) or not items:
+            raise invalid("items must be a non-empty list of {ticket_type_id, quantity}")
+        pairs: list[tuple[object, object]] = []
+        for item in items:
+            if not isinstance(item, dict) or set(item) != {"ticket_type_id", "quantity"}:
+                raise invalid("each item must be an object with ticket_type_id and quantity")
+            pairs.append((_scalar(item["ticket_type_id"]), _scalar(item["quantity"])))
+    else:
+        if data.get("ticket_type_id") is None or data.get("quantity") is None:
+            raise invalid("row needs ticket_type_id and quantity (or items)")
+        pairs = [(_scalar(data["ticket_type_id"]), _scalar(data["quantity"]))]
+    return orders.OrderRequest.parse(
+        items=pairs,
+        email=_text(data.get("email"), "email"),
+        name=_text(data.get("name"), "name"),
+        pay=_text(data.get("pay"), "pay"),
+        card=_text(data.get("card"), "card"),
+        idempotency_key=str(key),
+    )
+
+
+def _scalar(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise invalid(f"expected a whole number, got {json.dumps(value)[:30]}")
+    return value
+
+
+def _text(value: object, what: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise invalid(f"{what} must be text")
+    return str(value)
+
+
+def run_row(s: Session, row: Row) -> RowResult:
+    key = None
+    if row.data is not None and isinstance(row.data.get("idempotency_key"), str | int):
+        key = str(row.data["idempotency_key"])
+    if row.problem is not None or row.data is None:
+        err = TicketHubError(ErrorCode.INVALID_INPUT, row.problem or "unreadable row")
+        return RowResult(row.number, key, False, error=err.to_dict())
+    try:
+        result = orders.purchase(s, _request(row.data))
+    except TicketHubError as err:
+        return RowResult(row.number, key, False, error=err.to_dict())
+    return RowResult(row.number, key, True, result.replayed, order=result.order)
+
+
+def run(s: Session, stream: BinaryIO, *, stop_on_error: bool = False) -> Iterator[RowResult]:
+    """Yield each row's result as it completes; the caller keeps the Summary."""
+    for row in read_rows(stream):
+        result = run_row(s, row)
+        yield result
+        if stop_on_error and not result.ok:
+            return
+
+
+def open_input(path: str) -> BinaryIO:
+    import sys
+
+    if path == "-":
+        return sys.stdin.buffer
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise TicketHubError(ErrorCode.NOT_FOUND, f"batch file {path} not found") from None
+    except IsADirectoryError:
+        raise invalid(f"{path} is a directory, not a batch file") from None
+    except OSError as exc:
+        raise invalid(f"cannot read {path}: {exc.strerror}") from None

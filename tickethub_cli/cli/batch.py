@@ -1,0 +1,129 @@
+"""`batch FILE`: many purchases from CSV or JSON Lines, safe to re-run."""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import nullcontext
+from typing import Annotated, Any
+
+import typer
+
+from .. import batch, render
+from ..errors import ErrorCode, TicketHubError
+from .app import app
+from .common import is_json, session
+
+
+def _count_rows(path: str) -> int | None:
+    """Data rows in a regular file (lines minus header), for the progress bar's ETA."""
+    if path == "-" or not os.path.isfile(path):
+        return None
+    with open(path, "rb") as fh:
+        lines = sum(1 for line in fh if line.strip())
+        fh.seek(0)
+        first = fh.read(64).lstrip()
+    return lines if first.startswith(b"{") else max(0, lines - 1)
+
+
+@app.command(
+    "batch",
+    epilog="Examples: `tickethub --json batch sales.csv` · `cat sales.jsonl | tickethub batch -`"
+    " · CSV header: idempotency_key,ticket_type_id,quantity,email,name,pay,card",
+)
+def batch_cmd(
+    ctx: typer.Context,
+    path: Annotated[str, typer.Argument(metavar="FILE", help="CSV or JSON Lines; - for stdin.")],
+    stop_on_error: Annotated[
+        bool, typer.Option("--stop-on-error", help="Stop at the first failing row.")
+    ] = False,
+) -> None:
+    """Run many purchases, one per row, each with its own idempotency key. Rows that already
+    ran are replayed, so re-running a file (even after a crash) never sells twice.
+    Exit 0 when every row succeeded, 8 when some failed."""
+    s = session(ctx)
+    stream = batch.open_input(path)
+    summary = batch.Summary()
+    as_json = is_json(ctx)
+    failures: list[batch.RowResult] = []
+    progress = None if as_json or not sys.stderr.isatty() else _progress()
+    try:
+        with progress or nullcontext():
+            task = progress.add_task("selling", total=_count_rows(path)) if progress else None
+            for result in batch.run(s, stream, stop_on_error=stop_on_error):
+                summary.add(result)
+                if as_json:
+                    render.emit_json(result.to_json())
+                elif not result.ok:
+                    failures.append(result)
+                if progress is not None and task is not None:
+                    progress.advance(task)
+    except TicketHubError as err:
+        if summary.rows == 0:
+            raise
+        _finish(as_json, summary, failures)
+        render.error(err, as_json=as_json)
+        raise typer.Exit(err.exit_code) from None
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+    _finish(as_json, summary, failures)
+    if summary.failed:
+        raise typer.Exit(batch_exit_code())
+
+
+def batch_exit_code() -> int:
+    return TicketHubError(ErrorCode.BATCH_PARTIAL, "").exit_code
+
+
+def _progress() -> Any:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            return Text(f"{task.speed or 0:>7,.0f} rows/s")
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeRemainingColumn(),
+        console=render.console(stderr=True),
+        transient=True,
+    )
+
+
+def _finish(as_json: bool, summary: batch.Summary, failures: list[batch.RowResult]) -> None:
+    if as_json:
+        render.emit_json({"summary": summary.to_json()})
+        return
+    if failures:
+        render.table(
+            "Failed rows",
+            ("row", "key", "error", "message"),
+            [
+                [
+                    f.row,
+                    f.idempotency_key or "-",
+                    (f.error or {}).get("code"),
+                    (f.error or {}).get("message"),
+                ]
+                for f in failures[:50]
+            ],
+            caption=f"{len(failures) - 50} more not shown" if len(failures) > 50 else None,
+        )
+    render.table(
+        "Batch summary",
+        ("rows", "ok", "replayed", "failed"),
+        [[summary.rows, summary.ok, summary.replayed, summary.failed]],
+        numeric=("rows", "ok", "replayed", "failed"),
+    )
