@@ -49,7 +49,7 @@ CREATE TABLE orders (
     created_at      TEXT NOT NULL,
     updated_at      TEXT NOT NULL
 ) STRICT;
-CREATE INDEX orders_event_status ON orders (event_id, status);
+CREATE INDEX orders_event ON orders (event_id);
 CREATE INDEX orders_pending ON orders (status, hold_expires_us) WHERE status = 'PENDING';
 
 CREATE TABLE order_lines (
@@ -58,7 +58,7 @@ CREATE TABLE order_lines (
     quantity         INTEGER NOT NULL CHECK (quantity BETWEEN 1 AND 1000),
     unit_price_minor INTEGER NOT NULL CHECK (unit_price_minor >= 0),
     PRIMARY KEY (order_id, ticket_type_id)
-) STRICT;
+) STRICT, WITHOUT ROWID;
 CREATE INDEX order_lines_type ON order_lines (ticket_type_id);
 
 -- Stripe-style idempotency keys with brandur's recovery points and a worker lease.
@@ -74,7 +74,7 @@ CREATE TABLE idempotency_keys (
     result_message TEXT,
     created_at     TEXT NOT NULL,
     updated_at     TEXT NOT NULL
-) STRICT;
+) STRICT, WITHOUT ROWID;
 
 CREATE TABLE tickets (
     id              INTEGER PRIMARY KEY,
@@ -101,7 +101,6 @@ CREATE TABLE payments (
     provider_ref TEXT,
     at           TEXT NOT NULL
 ) STRICT;
-CREATE INDEX payments_order ON payments (order_id);
 
 -- The mock payment provider's own durable ledger, keyed by the order (its idempotency key).
 -- Written only outside our transactions, so our rollback never undoes a charge.

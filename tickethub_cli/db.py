@@ -64,9 +64,9 @@ def _db_error(exc: sqlite3.Error, path: str) -> TicketHubError:
 
 
 def _configure(conn: sqlite3.Connection) -> None:
-    # Reads wait in SQLite's busy handler (WAL readers meet a lock only for an instant, e.g.
-    # while another connection recovers or resets the WAL); the write lock is taken by our
-    # own jittered loop in _begin_immediate, which switches the handler off meanwhile.
+    # While opening, wait in SQLite's busy handler: a reader meets a lock mainly when the last
+    # other connection is closing and checkpoints the WAL. Once we are connected that cannot
+    # happen, and the write lock is taken by our own jittered loop (see _begin_immediate).
     conn.execute(f"PRAGMA busy_timeout = {int(busy_budget() * 1000)}")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA synchronous = FULL")
@@ -93,6 +93,7 @@ def connect(path: str) -> sqlite3.Connection:
         conn = _raw_connect(path, "rw")
         _configure(conn)
         app_id, version = _identity(conn)
+        conn.execute("PRAGMA busy_timeout = 0")
     except sqlite3.Error as exc:
         raise _db_error(exc, path) from None
     _check_identity(path, app_id, version)
@@ -156,6 +157,7 @@ def init(path: str) -> tuple[sqlite3.Connection, int, bool]:
                     conn.execute(f"PRAGMA user_version = {int(target)}")
                     version = target
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute("PRAGMA busy_timeout = 0")
     except sqlite3.Error as exc:
         raise _db_error(exc, path) from None
     return conn, version, created
@@ -183,14 +185,6 @@ def _begin_immediate(conn: sqlite3.Connection, budget: float) -> None:
     SQLite's own busy handler, which lets some writers starve for seconds."""
     deadline = time.monotonic() + budget
     delay = 0.0005
-    conn.execute("PRAGMA busy_timeout = 0")
-    try:
-        _begin_loop(conn, budget, deadline, delay)
-    finally:
-        conn.execute(f"PRAGMA busy_timeout = {int(budget * 1000)}")
-
-
-def _begin_loop(conn: sqlite3.Connection, budget: float, deadline: float, delay: float) -> None:
     while True:
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -224,19 +218,29 @@ def _commit(conn: sqlite3.Connection, budget: float) -> None:
 
 
 @contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One unit of work: BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
+def transaction(conn: sqlite3.Connection, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+    """One unit of work: BEGIN IMMEDIATE … COMMIT, rolled back on any exception.
+
+    `durable=False` commits without its own fsync (synchronous=NORMAL): only for records that
+    stand in for an external system (the mock provider's ledger). They survive a crash of this
+    process, and the next durable commit's fsync puts them on disk too."""
     if conn.in_transaction:
         raise RuntimeError("transaction() does not nest")
     budget = busy_budget()
-    _begin_immediate(conn, budget)
+    if not durable:  # the safety level cannot change inside a transaction
+        conn.execute("PRAGMA synchronous = NORMAL")
     try:
-        yield conn
-        _commit(conn, budget)
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+        _begin_immediate(conn, budget)
+        try:
+            yield conn
+            _commit(conn, budget)
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    finally:
+        if not durable:
+            conn.execute("PRAGMA synchronous = FULL")
 
 
 @contextmanager

@@ -308,7 +308,11 @@ def expire_holds(
     args: list[Any] = [clock.now_us()]
     if type_ids:
         marks = ",".join("?" * len(type_ids))
-        sql += f" AND id IN (SELECT order_id FROM order_lines WHERE ticket_type_id IN ({marks}))"
+        # correlated, so it runs only for the few expired orders, not over every line sold
+        sql += (
+            " AND EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = orders.id"
+            f" AND l.ticket_type_id IN ({marks}))"
+        )
         args.extend(type_ids)
     expired = conn.execute(sql, args).fetchall()
     for row in expired:
@@ -537,40 +541,23 @@ def _complete(
     result = _charge(s, row, method, card)
     faults.point("after_charge")
     refund = False
+    failure: tuple[str, str] | None = None
     with transaction(s.conn) as c:
         row = _order_row(c, order_id)
         if row["status"] != "PENDING":
             # settled meanwhile (reconcile, callback): never take money for a dead order
             refund = result.status == "captured" and method == "card" and row["status"] != "PAID"
             _finish_key_from_order(c, key, row)
+            rec = idempotency.get(c, key)
+            if rec is not None and rec.result_code:
+                failure = (rec.result_code, rec.result_message or rec.result_code)
         else:
-            if result.status != "unknown":
-                payments.record(
-                    c,
-                    order_id,
-                    kind="charge",
-                    method=method,
-                    status=result.status,
-                    amount_minor=row["total_minor"],
-                    reference=result.reference,
-                )
-            if result.status == "captured":
-                mark_paid(c, s.operator, row, method=method)
-                idempotency.finish(c, key)
-            elif result.status == "unknown":
-                c.execute(
-                    "UPDATE orders SET payment_state = 'unknown', updated_at = ? WHERE id = ?",
-                    (clock.now_text(), order_id),
-                )
-                audit.record(c, s.operator, "order", order_id, "payment_unknown")
-                idempotency.release(c, key)
-            else:
-                message = f"payment for order {order_id} declined: {result.message}"
-                release_pending(c, s.operator, row, "FAILED", result.message or "declined")
-                idempotency.finish(c, key, ErrorCode.PAYMENT_DECLINED, message)
+            failure = _settle(s, row, key, method, result)
+        order = order_dict(c, _order_row(c, order_id))
     if refund:
-        refund_order_payment(s, order_id, row["total_minor"], "charge after order ended")
-    if result.status == "unknown":
+        refund_order_payment(s, order_id, order["total_minor"], "charge after order ended")
+        order = get_order(s, order_id)
+    if result.status == "unknown" and failure is None:
         raise TicketHubError(
             ErrorCode.PAYMENT_UNKNOWN,
             f"payment outcome for order {order_id} is unknown",
@@ -578,15 +565,45 @@ def _complete(
             hint=f"retry with --idempotency-key {key}, or run `tickethub reconcile` later",
             details={"idempotency_key": key},
         )
-    rec = idempotency.get(s.conn, key)
-    if rec is not None and rec.result_code:
+    if failure is not None:
         raise TicketHubError(
-            ErrorCode(rec.result_code),
-            rec.result_message or "",
-            order_id=order_id,
-            details={"idempotency_key": key},
+            ErrorCode(failure[0]), failure[1], order_id=order_id, details={"idempotency_key": key}
         )
-    return OrderResult(get_order(s, order_id), replayed)
+    return OrderResult(order, replayed)
+
+
+def _settle(
+    s: Session, row: sqlite3.Row, key: str, method: str, result: payments.ChargeResult
+) -> tuple[str, str] | None:
+    """Phase (c) for a PENDING order, inside its transaction; returns (code, message) of a
+    final failure, None otherwise."""
+    c, order_id = s.conn, row["id"]
+    if result.status != "unknown":
+        payments.record(
+            c,
+            order_id,
+            kind="charge",
+            method=method,
+            status=result.status,
+            amount_minor=row["total_minor"],
+            reference=result.reference,
+        )
+    if result.status == "captured":
+        mark_paid(c, s.operator, row, method=method)
+        idempotency.finish(c, key)
+        return None
+    if result.status == "unknown":
+        c.execute(
+            "UPDATE orders SET payment_state = 'unknown', updated_at = ? WHERE id = ?",
+            (clock.now_text(), order_id),
+        )
+        audit.record(c, s.operator, "order", order_id, "payment_unknown")
+        idempotency.release(c, key)
+        return None
+    message = f"payment for order {order_id} declined: {result.message}"
+    release_pending(c, s.operator, row, "FAILED", result.message or "declined")
+    idempotency.finish(c, key, ErrorCode.PAYMENT_DECLINED, message)
+    return (ErrorCode.PAYMENT_DECLINED, message)
 
 
 def refund_order_payment(s: Session, order_id: int, amount: int, why: str) -> None:
