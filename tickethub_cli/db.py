@@ -52,13 +52,46 @@ def _migrations() -> dict[int, str]:
     return {1: schema_sql()}
 
 
-def _db_error(exc: sqlite3.Error, path: str) -> TicketHubError:
+_current_path = "database"
+
+
+def _db_error(exc: sqlite3.Error, path: str | None = None) -> TicketHubError:
+    """One clear line for each way the file or the disk can fail us."""
+    path = path or _current_path
     text = str(exc)
-    if "locked" in text or "busy" in text:
+    low = text.lower()
+    if "locked" in low or "busy" in low:
         return TicketHubError(ErrorCode.DB_BUSY, f"database {path} is busy: {text}")
-    if "not a database" in text or "malformed" in text:
+    if "readonly" in low or "read-only" in low:
         return TicketHubError(
-            ErrorCode.DB_ERROR, f"{path} is not a readable TicketHub database ({text})"
+            ErrorCode.DB_ERROR,
+            f"database {path} is read-only; nothing was changed",
+            hint="check the permissions of the file, its -wal/-shm files and its folder",
+        )
+    if "full" in low:
+        return TicketHubError(
+            ErrorCode.DB_ERROR,
+            f"disk full while writing {path}; the step that failed was rolled back",
+            hint="free space, then run `tickethub reconcile` and `tickethub doctor`",
+        )
+    if "not a database" in low or "malformed" in low or "corrupt" in low:
+        return TicketHubError(
+            ErrorCode.DB_ERROR,
+            f"{path} is damaged or not a TicketHub database ({text})",
+            hint="restore it from a backup; `sqlite3 FILE .recover` may rescue data",
+        )
+    if "unable to open" in low:
+        return TicketHubError(
+            ErrorCode.DB_ERROR,
+            f"cannot open database {path} ({text})",
+            hint="check that the file and its folder are readable and writable",
+        )
+    if "i/o error" in low:
+        return TicketHubError(
+            ErrorCode.DB_ERROR,
+            f"I/O error writing {path} (disk full, file too large, or failing disk);"
+            " the step that failed was rolled back",
+            hint="fix the disk, then run `tickethub reconcile` and `tickethub doctor`",
         )
     return TicketHubError(ErrorCode.DB_ERROR, f"database {path}: {text}")
 
@@ -81,6 +114,8 @@ def _raw_connect(path: str, mode: str) -> sqlite3.Connection:
 
 def connect(path: str) -> sqlite3.Connection:
     """Open an existing TicketHub database; never creates a file."""
+    global _current_path
+    _current_path = path
     if not os.path.exists(path):
         raise TicketHubError(
             ErrorCode.NOT_FOUND,
@@ -125,6 +160,8 @@ def _check_identity(path: str, app_id: int, version: int) -> None:
 
 def init(path: str) -> tuple[sqlite3.Connection, int, bool]:
     """Create or migrate a database; idempotent. Returns (conn, schema_version, created)."""
+    global _current_path
+    _current_path = path
     created = False
     if not os.path.exists(path):
         parent = os.path.dirname(os.path.abspath(path))
@@ -257,6 +294,6 @@ def snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
             conn.execute("COMMIT")
 
 
-def translate(exc: sqlite3.Error, path: str) -> TicketHubError:
+def translate(exc: sqlite3.Error, path: str | None = None) -> TicketHubError:
     """Map an SQLite error that escaped the domain code to a typed error."""
     return _db_error(exc, path)

@@ -96,7 +96,7 @@ class TicketHubGroup(TyperGroup):
         except sqlite3.Error as exc:
             from ..db import translate
 
-            err = translate(exc, "database")
+            err = translate(exc)
             if debug:
                 traceback.print_exc()
             render.error(err, as_json=as_json)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 from contextlib import nullcontext
 from typing import Annotated, Any
@@ -10,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from .. import batch, render
+from ..db import translate
 from ..errors import ErrorCode, TicketHubError
 from .app import app
 from .common import is_json, session
@@ -58,10 +60,11 @@ def batch_cmd(
                     failures.append(result)
                 if progress is not None and task is not None:
                     progress.advance(task)
-    except TicketHubError as err:
+    except (TicketHubError, sqlite3.Error) as exc:
+        err = exc if isinstance(exc, TicketHubError) else translate(exc)
         if summary.rows == 0:
-            raise
-        _finish(as_json, summary, failures)
+            raise err from None
+        _finish(as_json, summary, failures)  # what ran is committed: say so before failing
         render.error(err, as_json=as_json)
         raise typer.Exit(err.exit_code) from None
     finally:
