@@ -30,5 +30,10 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
+# the long chaos run: make chaos SECONDS=600 SEED=42
+SECONDS ?= 120
+chaos: $(STAMP)
+	$(BIN)/python tools/chaos.py --seconds $(SECONDS) $(if $(SEED),--seed $(SEED))
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis demo/out

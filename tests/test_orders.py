@@ -529,3 +529,31 @@ def test_doctor_reports_broken_invariants(shop):
     assert out.code == 9
     assert out.json["ok"] is False
     assert {p["check"] for p in out.json["problems"]} == {"sold_matches_tickets"}
+
+
+def test_failure_callback_for_a_charge_the_provider_captured_is_stale(shop, tmp_path):
+    """Regression (chaos run): a `failed` callback for a PENDING order whose charge had in
+    fact been captured (unknown outcome) used to end it FAILED with the money kept."""
+    db, ids, s = shop
+    out = cli(db, "purchase", "-i", f"{ids['ga']}:1", "--pay", "card", "--card", TIMEOUT_CARD)
+    oid = out.error["order_id"]
+    res = send(
+        db, tmp_path, {"id": "stale", "order_id": oid, "status": "failed", "amount_minor": 2000}
+    )
+    assert res.code == 0, res.stderr
+    assert res.json["order"]["status"] == "PAID"
+    assert count(db, "SELECT count(*) FROM mockpay_charges WHERE status = 'captured'") == 1
+    assert_healthy(s)
+
+
+def test_failure_callback_voids_so_a_slow_worker_cannot_charge_later(shop, tmp_path):
+    db, ids, s = shop
+    oid = orders.create_order(
+        s, orders.OrderRequest.parse(items=[f"{ids['ga']}:1"], require_pay=False)
+    ).order["id"]
+    res = send(
+        db, tmp_path, {"id": "f1", "order_id": oid, "status": "failed", "amount_minor": 2000}
+    )
+    assert res.json["order"]["status"] == "FAILED"
+    late = s.provider.charge(oid, 2000, OK_CARD)
+    assert late.status == "voided"

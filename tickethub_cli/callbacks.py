@@ -83,6 +83,13 @@ def handle(s: Session, payload: bytes, signature: str) -> dict[str, Any]:
     body = _parse(payload)
     oid = orders.v.parse_id(body["order_id"], "order")
     body["order_id"] = oid
+    provider_says = None
+    if body["status"] == "failed":
+        # Ask the provider first, as reconcile does: voiding makes sure no charge can still
+        # land, and reveals one that already did (then the failure is stale).
+        current = s.conn.execute("SELECT status FROM orders WHERE id = ?", (oid,)).fetchone()
+        if current is not None and current["status"] == "PENDING":
+            provider_says = s.provider.void(oid).status
     refund_amount = None
     with transaction(s.conn) as c:
         seen = c.execute(
@@ -99,7 +106,7 @@ def handle(s: Session, payload: bytes, signature: str) -> dict[str, Any]:
                 f" total {row['total_minor']}",
                 order_id=oid,
             )
-        outcome = _apply(s, row, body["status"])
+        outcome = _apply(s, row, body["status"], provider_says)
         _log(s, payload, outcome, body)
         if outcome == "refund":
             refund_amount = row["total_minor"]
@@ -108,8 +115,10 @@ def handle(s: Session, payload: bytes, signature: str) -> dict[str, Any]:
     return orders.get_order(s, oid)
 
 
-def _apply(s: Session, row: Any, status: str) -> str:
+def _apply(s: Session, row: Any, status: str, provider_says: str | None) -> str:
     c, status_now = s.conn, row["status"]
+    if status == "failed" and status_now == "PENDING" and provider_says == "captured":
+        status = "succeeded"  # the provider holds the money: the failure report is stale
     if status == "failed":
         if status_now != "PENDING":
             return "ignored"  # a failure after a success (or after the end) changes nothing
