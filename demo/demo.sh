@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# `make demo`: a real box-office session on a fresh database, every command shown as typed.
+set -u
+OUT="$(cd "$(dirname "$0")" && pwd)/out"
+rm -rf "$OUT" && mkdir -p "$OUT"
+export TICKETHUB_DB="$OUT/box.db"
+export TICKETHUB_OPERATOR="demo-clerk"
+export TICKETHUB_WEBHOOK_SECRET="whsec_demo"
+export COLUMNS="${COLUMNS:-100}"
+OK_CARD=4242424242424242
+DECLINED_CARD=4000000000000002
+
+bold() { printf '\n\033[1m%s\033[0m\n' "$*"; }
+# run CMD…: show it, run it, show a non-zero exit code (the demo goes on either way)
+run() {
+  printf '\n\033[36m$ %s\033[0m\n' "$*"
+  "$@"
+  local code=$?
+  [ "$code" -ne 0 ] && printf '\033[33m(exit %s)\033[0m\n' "$code"
+  return 0
+}
+# jq-free field extraction from the last JSON object on stdin: field path like order.id
+field() { python3 -c 'import json,sys; d=json.loads(sys.stdin.read().splitlines()[-1]);
+for k in sys.argv[1].split("."): d=d[int(k)] if k.isdigit() else d[k]
+print(d)' "$1"; }
+
+bold "1. The organizer sets up an event"
+run tickethub init
+run tickethub event create --name "Jazz Night" --starts-at 2027-06-01T20:00:00+02:00 \
+  --venue "Blue Hall" --currency EUR
+run tickethub ticket-type add 1 --name Standing --price 25.00 --capacity 100 --max-per-order 6
+run tickethub ticket-type add 1 --name "Front row" --price 60 --capacity 4
+run tickethub ticket-type update 2 --capacity 6
+run tickethub event list
+bold "   Bad input is refused with one clear line and an exit code:"
+run tickethub ticket-type add 1 --name Balcony --price 1.234 --capacity 10
+run tickethub event create --name Gig --starts-at 2027-06-01T20:00:00
+
+bold "2. The box office sells"
+run tickethub purchase --item 1:2 --email ann@example.org --name Ann --pay card \
+  --card $OK_CARD --idempotency-key web-1001
+bold "   A walk-in pays cash, no email needed (sell is an alias):"
+run tickethub sell -i 2:1 --pay cash
+bold "   A declined card: the order ends FAILED and the seats go back:"
+run tickethub purchase -i 1:1 --email bob@example.org --pay card --card $DECLINED_CARD
+bold "   The same request retried with the same key: the same order, never a second charge:"
+run tickethub --json purchase --item 1:2 --email ann@example.org --name Ann --pay card \
+  --card $OK_CARD --idempotency-key web-1001
+bold "   ... and the same key for a different request is refused:"
+run tickethub purchase --item 1:3 --email ann@example.org --pay card --card $OK_CARD \
+  --idempotency-key web-1001
+
+bold "3. A reservation paid by a signed provider callback"
+ORDER=$(tickethub --json order create -i 1:2 --email cat@example.org | field order.id)
+printf '{"id": "cb_1", "order_id": %s, "status": "succeeded", "amount_minor": 5000}' "$ORDER" \
+  > "$OUT/callback.json"
+SIG=$(python3 -c 'import hmac,hashlib,sys; print(hmac.new(sys.argv[1].encode(),
+open(sys.argv[2],"rb").read(), hashlib.sha256).hexdigest())' "$TICKETHUB_WEBHOOK_SECRET" \
+  "$OUT/callback.json")
+run tickethub payment callback --payload "$OUT/callback.json" --signature "$SIG"
+bold "   A forged signature is refused (and recorded):"
+run tickethub payment callback --payload "$OUT/callback.json" --signature deadbeef
+
+bold "4. A cancellation with refund: tickets void, seats back on sale"
+run tickethub --operator manager order cancel 1 --reason "customer cannot come"
+run tickethub order list
+
+bold "5. A batch from a script (CSV), re-run safely"
+cat > "$OUT/sales.csv" <<CSV
+idempotency_key,ticket_type_id,quantity,email,name,pay,card
+batch-1,1,2,dan@example.org,Dan,card,$OK_CARD
+batch-2,1,1,,,cash,
+batch-3,1,two,,,cash,
+CSV
+run tickethub batch "$OUT/sales.csv"
+run tickethub batch "$OUT/sales.csv"
+
+if [ -f "$(dirname "$0")/gate.sh" ]; then
+  # shellcheck source=/dev/null
+  . "$(dirname "$0")/gate.sh"
+fi
+
+bold "7. Health"
+run tickethub reconcile
+run tickethub doctor
+run tickethub event show 1
+bold "Demo database: $TICKETHUB_DB"
