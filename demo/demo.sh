@@ -13,7 +13,7 @@ DECLINED_CARD=4000000000000002
 bold() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 # run CMD…: show it, run it, show a non-zero exit code (the demo goes on either way)
 run() {
-  printf '\n\033[36m$ %s\033[0m\n' "$*"
+  printf '\n\033[36m$'; printf ' %q' "$@"; printf '\033[0m\n'
   "$@"
   local code=$?
   [ "$code" -ne 0 ] && printf '\033[33m(exit %s)\033[0m\n' "$code"

@@ -557,3 +557,16 @@ def test_failure_callback_voids_so_a_slow_worker_cannot_charge_later(shop, tmp_p
     assert res.json["order"]["status"] == "FAILED"
     late = s.provider.charge(oid, 2000, OK_CARD)
     assert late.status == "voided"
+
+
+def test_create_retry_replays_and_never_claims_a_payment(shop):
+    db, ids, _ = shop
+    args = ["order", "create", "-i", f"{ids['ga']}:2", "-k", "res-1"]
+    first = cli(db, *args)
+    assert first.code == 0 and first.json["replayed"] is False
+    again = cli(db, *args)
+    assert again.code == 0 and again.json["replayed"] is True
+    assert again.json["order"]["id"] == first.json["order"]["id"]
+    assert again.json["order"]["payment_state"] is None
+    assert cli(db, "order", "create", "-i", f"{ids['ga']}:3", "-k", "res-1").code == 4
+    assert type_counts(db, ids["ga"]) == (0, 2)

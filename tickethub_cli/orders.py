@@ -480,20 +480,25 @@ def purchase(s: Session, req: OrderRequest) -> OrderResult:
 
 
 def create_order(s: Session, req: OrderRequest) -> OrderResult:
-    """Reserve seats as a PENDING order (no charge); pay later with `pay_order`."""
+    """Reserve seats as a PENDING order (no charge); pay later with `pay_order`. A retry with
+    the same key returns that order as it stands now."""
     key = req.idempotency_key or idempotency.generate_key()
     fp = req.fingerprint("create")
     with transaction(s.conn):
         rec = idempotency.get(s.conn, key)
         if rec is None:
-            return_id = _reserve(s, req, key, fp, op="create")
-        else:
-            _claim_existing(s, rec, fp)
-            return_id = None
-    if return_id is None:
-        assert rec is not None
-        return _replay(s, rec)
-    return OrderResult(get_order(s, return_id), False)
+            order_id = _reserve(s, req, key, fp, op="create")
+        elif rec.fingerprint != fp:
+            raise TicketHubError(
+                ErrorCode.IDEMPOTENCY_MISMATCH,
+                f"idempotency key {key!r} was used for a different request",
+                order_id=rec.order_id,
+                hint="use a new key for a new request",
+            )
+    if rec is not None:
+        assert rec.order_id is not None
+        return OrderResult(get_order(s, rec.order_id), True)
+    return OrderResult(get_order(s, order_id), False)
 
 
 def pay_order(s: Session, order_id: object, *, pay: str | None, card: str | None) -> OrderResult:
