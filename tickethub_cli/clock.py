@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 from .errors import invalid
 
 _offset_us: int | None = None
-_ISO_SHAPE = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$"
+_ISO_SHAPE = re.compile(  # [0-9], not \d: \d also matches other scripts' digits
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+    r"(Z|[+-][0-9]{2}:?[0-9]{2})?$"
 )
 
 

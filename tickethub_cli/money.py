@@ -26,7 +26,7 @@ CURRENCY_EXPONENTS: dict[str, int] = {
     **{c: 4 for c in _EXP4.split()},
 }
 MAX_MAJOR = 10_000_000
-_AMOUNT = re.compile(r"^(\d+)(?:\.(\d+))?$")
+_AMOUNT = re.compile(r"^([0-9]+)(?:\.([0-9]+))?$")
 
 
 def parse_currency(code: str) -> str:

@@ -57,7 +57,7 @@ def int_in_range(value: object, what: str, low: int, high: int) -> int:
         number = value
     else:
         text = str(value).strip()
-        if not re.fullmatch(r"[+-]?\d{1,30}", text):
+        if not re.fullmatch(r"[+-]?[0-9]{1,30}", text):
             raise invalid(f"{what} must be a whole number, got {str(value)[:30]!r}")
         number = int(text)
     if not low <= number <= high:
