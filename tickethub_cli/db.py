@@ -178,7 +178,6 @@ def init(path: str) -> tuple[sqlite3.Connection, int, bool]:
     try:
         conn = _raw_connect(path, "rw")
         _configure(conn)
-        conn.execute("PRAGMA journal_mode = WAL")
         app_id, version = _identity(conn)
         if app_id not in (0, APPLICATION_ID) or (app_id == 0 and _has_tables(conn)):
             raise TicketHubError(
@@ -186,6 +185,7 @@ def init(path: str) -> tuple[sqlite3.Connection, int, bool]:
             )
         if version > SCHEMA_VERSION:
             _check_identity(path, APPLICATION_ID, version)
+        conn.execute("PRAGMA journal_mode = WAL")  # only once the file is known to be ours
         with transaction(conn):
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             for target, sql in sorted(_migrations().items()):

@@ -1,0 +1,212 @@
+"""The database layer: transactions, busy retry with real processes, file mode, migrations,
+refusal of foreign, newer or damaged files, append-only audit, schema CHECKs."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+
+import pytest
+from support import cli, dump, proc, seed
+
+import tickethub_cli as th
+from tickethub_cli import db
+from tickethub_cli.errors import ErrorCode, TicketHubError
+
+
+def test_transaction_commits_and_rolls_back_on_any_error(tmp_path):
+    s, _, _ = th.init_session(str(tmp_path / "t.db"))
+    with db.transaction(s.conn) as c:
+        c.execute("INSERT INTO meta (key, value) VALUES ('a', '1')")
+    with pytest.raises(ZeroDivisionError), db.transaction(s.conn) as c:
+        c.execute("INSERT INTO meta (key, value) VALUES ('b', '2')")
+        _ = 1 / 0
+    keys = [r[0] for r in s.conn.execute("SELECT key FROM meta ORDER BY key")]
+    assert keys == ["a"]
+    assert not s.conn.in_transaction
+    with pytest.raises(RuntimeError), db.transaction(s.conn), db.transaction(s.conn):
+        pass
+
+
+HOLD_LOCK = r"""
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+conn.execute("INSERT INTO meta (key, value) VALUES ('holder', 'x')")
+print("locked", flush=True)
+sys.stdin.readline()          # hold the write lock until the test says so
+conn.execute("COMMIT")
+print("released", flush=True)
+"""
+
+
+def _holder(path: str) -> subprocess.Popen[str]:
+    p = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, path],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert p.stdout is not None and p.stdout.readline().strip() == "locked"
+    return p
+
+
+def test_busy_database_fails_with_db_busy_after_the_budget_and_changes_nothing(tmp_path):
+    path = str(tmp_path / "busy.db")
+    seed(path)
+    holder = _holder(path)
+    try:
+        before = dump(path)
+        out = proc(
+            path,
+            "event",
+            "create",
+            "--name",
+            "X",
+            "--starts-at",
+            "2027-01-01T00:00Z",
+            env={"TICKETHUB_BUSY_TIMEOUT": "0.5"},
+        )
+        assert out.code == 7 and out.error["code"] == "DB_BUSY"
+        assert "Traceback" not in out.stderr and out.stdout == ""
+        assert dump(path) == before
+    finally:
+        holder.communicate("go\n", timeout=30)
+    assert holder.returncode == 0
+
+
+def test_busy_retry_waits_for_a_lock_released_within_the_budget(tmp_path):
+    path = str(tmp_path / "wait.db")
+    seed(path)
+    holder = _holder(path)
+    waiting = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, tickethub_cli as th\n"
+                "from tickethub_cli import events\n"
+                "s = th.open_session(sys.argv[1])\n"
+                "print('trying', flush=True)\n"
+                "e = events.create_event(s, name='Later', starts_at='2027-01-01T00:00:00Z')\n"
+                "print(e['id'], flush=True)\n"
+            ),
+            path,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TICKETHUB_BUSY_TIMEOUT": "30"},
+    )
+    assert waiting.stdout is not None and waiting.stdout.readline().strip() == "trying"
+    holder.communicate("go\n", timeout=30)  # release while the other is retrying
+    out, err = waiting.communicate(timeout=60)
+    assert waiting.returncode == 0, err
+    assert out.strip() == "3"
+
+
+def test_transaction_helper_raises_db_busy_in_process(tmp_path, monkeypatch):
+    path = str(tmp_path / "inproc.db")
+    seed(path)
+    holder = _holder(path)
+    try:
+        monkeypatch.setenv("TICKETHUB_BUSY_TIMEOUT", "0.2")
+        s = th.open_session(path)
+        with pytest.raises(TicketHubError) as err, db.transaction(s.conn):
+            pass
+        assert err.value.code == ErrorCode.DB_BUSY and err.value.exit_code == 7
+    finally:
+        holder.communicate("go\n", timeout=30)
+
+
+def test_new_database_is_private_and_init_is_idempotent(tmp_path):
+    path = str(tmp_path / "new.db")
+    first = cli(path, "init")
+    assert first.code == 0 and first.json["created"] is True
+    assert first.json["schema_version"] == db.SCHEMA_VERSION
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    before = dump(path)
+    again = cli(path, "init")
+    assert again.code == 0 and again.json == {
+        "db": path,
+        "schema_version": db.SCHEMA_VERSION,
+        "created": False,
+    }
+    assert dump(path) == before
+
+
+def test_missing_database_is_not_found_and_creates_nothing(tmp_path):
+    path = str(tmp_path / "missing.db")
+    for args in (["event", "list"], ["purchase", "-i", "1:1", "--pay", "cash"], ["doctor"]):
+        out = cli(path, *args)
+        assert out.code == 3 and out.error["code"] == "NOT_FOUND", args
+        assert not os.path.exists(path)
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = str(tmp_path / "newer.db")
+    seed(path)
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {db.SCHEMA_VERSION + 1}")
+    conn.close()
+    for args in (["event", "list"], ["init"]):
+        out = cli(path, *args)
+        assert out.code == 7 and out.error["code"] == "DB_ERROR"
+        assert "newer" in out.error["message"]
+
+
+def test_garbage_and_foreign_files_are_refused(tmp_path):
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(os.urandom(8192))
+    foreign = tmp_path / "foreign.db"
+    conn = sqlite3.connect(foreign)
+    conn.execute("CREATE TABLE notes (x TEXT)")
+    conn.close()
+    for path in (garbage, foreign):
+        before = path.read_bytes()
+        for args in (["event", "list"], ["init"]):
+            out = cli(str(path), *args)
+            assert out.code == 7 and out.error["code"] == "DB_ERROR", (path, args, out.stderr)
+            assert "Traceback" not in out.stderr
+        assert path.read_bytes() == before
+
+
+def test_a_directory_is_not_a_database(tmp_path):
+    out = cli(str(tmp_path), "event", "list")
+    assert out.code == 7
+
+
+def test_audit_log_is_append_only(tmp_path):
+    path = str(tmp_path / "audit.db")
+    seed(path)
+    conn = sqlite3.connect(path)
+    for sql in ("UPDATE audit_log SET operator = 'mallory'", "DELETE FROM audit_log"):
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            conn.execute(sql)
+    conn.close()
+
+
+def test_schema_checks_refuse_overselling_and_negative_counters(tmp_path):
+    path = str(tmp_path / "checks.db")
+    ids = seed(path, capacity=5)
+    conn = sqlite3.connect(path)
+    for sql in (
+        "UPDATE ticket_types SET sold = 6 WHERE id = ?",
+        "UPDATE ticket_types SET sold = 3, held = 3 WHERE id = ?",
+        "UPDATE ticket_types SET held = -1 WHERE id = ?",
+        "UPDATE ticket_types SET price_minor = -1 WHERE id = ?",
+    ):
+        with pytest.raises(sqlite3.IntegrityError):
+            conn.execute(sql, (ids["ga"],))
+    conn.close()
+
+
+def test_wal_and_full_sync(tmp_path):
+    path = str(tmp_path / "wal.db")
+    s, _, _ = th.init_session(path)
+    assert s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert s.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert s.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
