@@ -7,9 +7,42 @@ The library does everything the CLI does::
     event = th.events.create_event(s, name="Gig", starts_at="2027-06-01T20:00:00+02:00")
 """
 
-from . import clock, db, errors, events, money
-from .errors import ErrorCode, TicketHubError
-from .session import Session, init_session, open_session
+from importlib import import_module
+from typing import Any
+
+_LAZY = {
+    "ErrorCode": ("errors", "ErrorCode"),
+    "TicketHubError": ("errors", "TicketHubError"),
+    "Session": ("session", "Session"),
+    "init_session": ("session", "init_session"),
+    "open_session": ("session", "open_session"),
+}
+_MODULES = {
+    "batch",
+    "callbacks",
+    "clock",
+    "codes",
+    "db",
+    "doctor",
+    "errors",
+    "events",
+    "money",
+    "orders",
+    "payments",
+    "reconcile",
+    "tickets",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load on first use: a one-shot command pays only for the modules it touches."""
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        return getattr(import_module(f".{module}", __name__), attr)
+    if name in _MODULES:
+        return import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ErrorCode",

@@ -12,7 +12,6 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
 from urllib.parse import quote
 
@@ -40,6 +39,8 @@ def busy_budget() -> float:
 
 def schema_sql(version: int = SCHEMA_VERSION) -> str:
     """The schema text: packaged copy when installed, the repository's top-level file otherwise."""
+    from importlib import resources  # only init needs the schema text
+
     name = "schema.sql"
     try:
         return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")

@@ -5,7 +5,6 @@ Scripts use it directly: ``s = tickethub_cli.open_session("box.db", operator="al
 
 from __future__ import annotations
 
-import getpass
 import os
 import sqlite3
 from dataclasses import dataclass, field
@@ -21,6 +20,8 @@ def default_operator() -> str:
     env = os.environ.get("TICKETHUB_OPERATOR", "").strip()
     if env:
         return env
+    import getpass
+
     try:
         return getpass.getuser()
     except Exception:  # noqa: BLE001 - no user name on this machine is not an error

@@ -119,16 +119,55 @@ class TicketHubGroup(TyperGroup):
         return code
 
 
-def _load_commands() -> typer.Typer:
-    from . import admin, batch, events, orders  # noqa: F401 - registers the commands
-    from .app import app
+# Which module defines each top-level command: a one-shot command loads (and builds the
+# parser for) only its own module, which keeps start-up close to a bare Typer app.
+COMMAND_MODULES = {
+    "init": "admin",
+    "event": "events",
+    "ticket-type": "events",
+    "purchase": "orders",
+    "sell": "orders",
+    "order": "orders",
+    "payment": "orders",
+    "reconcile": "orders",
+    "doctor": "orders",
+    "config": "orders",
+    "batch": "batch",
+}
+ALL_MODULES = tuple(dict.fromkeys(COMMAND_MODULES.values()))
 
+
+def _command_name(argv: Sequence[str]) -> str | None:
+    skip = False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token in _VALUE_OPTIONS:
+            skip = True
+        elif not token.startswith("-"):
+            return token
+    return None
+
+
+def load_commands(modules: Sequence[str] = ALL_MODULES) -> typer.Typer:
+    """Import command modules (each registers its commands on the shared app)."""
+    from importlib import import_module
+
+    from .base import app
+
+    for name in modules:
+        import_module(f".{name}", __name__)
     app.info.cls = TicketHubGroup
     return app
 
 
-app = _load_commands()
+def __getattr__(name: str) -> typer.Typer:
+    if name == "app":  # the whole app, for tests and scripts: `from tickethub_cli.cli import app`
+        return load_commands()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
-    app()
+    command = _command_name(sys.argv[1:])
+    module = COMMAND_MODULES.get(command or "")
+    load_commands((module,) if module else ALL_MODULES)()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from .. import render
-from .app import app
+from .base import app
 from .common import new_session, output
 
 

@@ -6,15 +6,18 @@ import os
 import sqlite3
 import sys
 from contextlib import nullcontext
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .. import batch, render
+from .. import render
 from ..db import translate
 from ..errors import ErrorCode, TicketHubError
-from .app import app
+from .base import app
 from .common import is_json, session
+
+if TYPE_CHECKING:
+    from .. import batch
 
 
 def _count_rows(path: str) -> int | None:
@@ -43,6 +46,8 @@ def batch_cmd(
     """Run many purchases, one per row, each with its own idempotency key. Rows that already
     ran are replayed, so re-running a file (even after a crash) never sells twice.
     Exit 0 when every row succeeded, 8 when some failed."""
+    from .. import batch
+
     s = session(ctx)
     stream = batch.open_input(path)
     summary = batch.Summary()

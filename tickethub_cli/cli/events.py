@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from .. import events, render
-from .app import app
+from .base import app
 from .common import output, session
 
 event_app = typer.Typer(help="Create and inspect events.", no_args_is_help=True)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .. import callbacks, doctor, orders, reconcile, render
+from .. import render
 from ..errors import ErrorCode, TicketHubError, invalid
-from .app import app
+from .base import app
 from .common import is_json, output, session
+
+if TYPE_CHECKING:
+    from ..orders import OrderResult
 
 order_app = typer.Typer(help="Reserve, pay, inspect and cancel orders.", no_args_is_help=True)
 payment_app = typer.Typer(help="Payment provider callbacks.", no_args_is_help=True)
@@ -72,7 +75,7 @@ def show_order(order: dict[str, Any], *, replayed: bool = False) -> None:
         )
 
 
-def _order_out(ctx: typer.Context, result: orders.OrderResult) -> None:
+def _order_out(ctx: typer.Context, result: OrderResult) -> None:
     output(ctx, result.to_json(), lambda: show_order(result.order, replayed=result.replayed))
 
 
@@ -93,6 +96,8 @@ def purchase_cmd(
 ) -> None:
     """Sell in one step: reserve seats, take the payment, issue tickets. Safe to retry with
     the same --idempotency-key: it never sells or charges twice."""
+    from .. import orders
+
     req = orders.OrderRequest.parse(
         items=item,
         email=email,
@@ -125,6 +130,8 @@ def order_create(
     hold_minutes: HoldOpt = None,
 ) -> None:
     """Reserve seats as a PENDING order (no charge yet); pay it with `order pay`."""
+    from .. import orders
+
     req = orders.OrderRequest.parse(
         items=item,
         email=email,
@@ -146,6 +153,8 @@ def order_pay(
     card: CardOpt = None,
 ) -> None:
     """Charge a PENDING order and issue its tickets."""
+    from .. import orders
+
     _order_out(ctx, orders.pay_order(session(ctx), order_id, pay=pay, card=card))
 
 
@@ -154,6 +163,8 @@ def order_show(
     ctx: typer.Context, order_id: Annotated[str, typer.Argument(metavar="ORDER_ID")]
 ) -> None:
     """Show an order with its lines, tickets and history."""
+    from .. import orders
+
     order = orders.get_order(session(ctx), order_id)
 
     def human() -> None:
@@ -180,6 +191,8 @@ def order_list(
     limit: Annotated[int, typer.Option("--limit", min=1, max=100000)] = 1000,
 ) -> None:
     """List orders, newest first."""
+    from .. import orders
+
     rows = orders.list_orders(session(ctx), event_id=event, status=status, limit=limit)
 
     def human() -> None:
@@ -219,6 +232,8 @@ def order_cancel(
 ) -> None:
     """Cancel: a PENDING order releases its hold; a PAID order is refunded and its tickets
     voided."""
+    from .. import orders
+
     order = orders.cancel_order(session(ctx), order_id, reason=reason)
     output(ctx, {"order": order}, lambda: show_order(order))
 
@@ -234,6 +249,8 @@ def payment_callback(
     signature: Annotated[str, typer.Option("--signature", help="Hex HMAC-SHA256 of the payload.")],
 ) -> None:
     """Apply a signed provider callback (secret in TICKETHUB_WEBHOOK_SECRET). Idempotent."""
+    from .. import callbacks
+
     data = _read_payload(payload)
     order = callbacks.handle(session(ctx), data, signature)
     output(ctx, {"order": order}, lambda: show_order(order))
@@ -259,6 +276,8 @@ def reconcile_cmd(
 ) -> None:
     """Finish every order a crash or an unknown payment left open, and every expired hold.
     Safe to run at any time and twice."""
+    from .. import reconcile
+
     repaired = reconcile.reconcile(session(ctx), stale_after)
 
     def human() -> None:
@@ -277,6 +296,8 @@ def reconcile_cmd(
 @app.command("doctor", epilog="Example: `tickethub doctor` (exit 0 healthy, 9 problems)")
 def doctor_cmd(ctx: typer.Context) -> None:
     """Check every invariant on the whole database: counters, tickets, holds, audit trail."""
+    from .. import doctor
+
     problems = doctor.check(session(ctx))
     payload = {"ok": not problems, "problems": problems}
     if is_json(ctx):
@@ -301,6 +322,8 @@ def config_cmd(
     ] = None,
 ) -> None:
     """Show or change per-database settings."""
+    from .. import orders
+
     s = session(ctx)
     if hold_minutes is not None:
         orders.set_default_hold_minutes(s, hold_minutes)
