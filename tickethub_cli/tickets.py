@@ -63,3 +63,31 @@ def for_order(conn: sqlite3.Connection, order_id: int) -> list[dict[str, Any]]:
         (order_id,),
     ).fetchall()
     return [ticket_dict(r) for r in rows]
+
+
+def get_by_code(conn: sqlite3.Connection, raw: str) -> dict[str, Any] | None:
+    """The ticket a (possibly lower-case, spaced or dashed) code names, or None."""
+    code = codes.canonical(raw[:4096])
+    if not codes.is_well_formed(code):
+        return None
+    row = conn.execute(
+        "SELECT t.id, t.order_id, t.ticket_type_id, t.event_id, t.code, t.status,"
+        " t.checked_in_at, t.checked_in_gate, y.name AS type_name, e.name AS event_name,"
+        " e.starts_at, e.venue, o.email, o.name AS buyer"
+        " FROM tickets t JOIN ticket_types y ON y.id = t.ticket_type_id"
+        " JOIN events e ON e.id = t.event_id JOIN orders o ON o.id = t.order_id"
+        " WHERE t.code = ?",
+        (code,),
+    ).fetchone()
+    if row is None:
+        return None
+    ticket = ticket_dict(row)
+    ticket.update(
+        type_name=row["type_name"],
+        event_name=row["event_name"],
+        starts_at=row["starts_at"],
+        venue=row["venue"],
+        email=row["email"],
+        buyer=row["buyer"],
+    )
+    return ticket

@@ -133,6 +133,11 @@ COMMAND_MODULES = {
     "doctor": "orders",
     "config": "orders",
     "batch": "batch",
+    "validate": "gate",
+    "gate": "gate",
+    "checkin": "gate",
+    "ticket": "gate",
+    "report": "gate",
 }
 ALL_MODULES = tuple(dict.fromkeys(COMMAND_MODULES.values()))
 

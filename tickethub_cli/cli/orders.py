@@ -93,6 +93,10 @@ def purchase_cmd(
     name: NameOpt = None,
     idempotency_key: KeyOpt = None,
     hold_minutes: HoldOpt = None,
+    print_dir: Annotated[
+        str | None,
+        typer.Option("--print-dir", help="Also write each ticket's QR image (PNG) here."),
+    ] = None,
 ) -> None:
     """Sell in one step: reserve seats, take the payment, issue tickets. Safe to retry with
     the same --idempotency-key: it never sells or charges twice."""
@@ -107,7 +111,15 @@ def purchase_cmd(
         idempotency_key=idempotency_key,
         hold_minutes=hold_minutes,
     )
-    _order_out(ctx, orders.purchase(session(ctx), req))
+    result = orders.purchase(session(ctx), req)
+    if print_dir is not None:
+        from .. import qr
+
+        files = qr.export(result.order["tickets"], print_dir)
+        if not is_json(ctx):
+            render.line(f"printed {len(files)} ticket(s) to {print_dir}")
+        result.order["printed"] = files
+    _order_out(ctx, result)
 
 
 app.command(

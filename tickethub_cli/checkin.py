@@ -1,0 +1,227 @@
+"""Admission at the gate: validate a code, admit it once, log every scan, undo a mistake.
+
+Checks run in a fixed order: malformed, unknown, wrong event, void, already used, admit.
+Admission is one conditional UPDATE inside BEGIN IMMEDIATE, so two gates scanning the same
+code at the same instant admit it once. A failed scan never touches the real ticket.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from . import audit, clock, codes
+from . import validation as v
+from .db import transaction
+from .errors import ErrorCode, TicketHubError, invalid, not_found
+from .session import Session
+
+RESULT_EXIT = {
+    "ADMITTED": 0,
+    "ALREADY_USED": 10,
+    "UNKNOWN": 11,
+    "WRONG_EVENT": 12,
+    "VOID": 13,
+    "MALFORMED": 14,
+}
+REJECTIONS = tuple(r for r in RESULT_EXIT if r != "ADMITTED")
+SHOWN_INPUT = 64  # what of an input we echo and store; the rest is only hashed
+MAX_INPUT = 4096  # longer input is MALFORMED without being read further
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    code: str
+    result: str
+    ticket_id: int | None = None
+    event_id: int | None = None
+    first_used_at: str | None = None
+    gate: str | None = None
+    dry_run: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        return RESULT_EXIT[self.result]
+
+    @property
+    def admitted(self) -> bool:
+        return self.result == "ADMITTED"
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "code": self.code,
+            "result": self.result,
+            "ticket_id": self.ticket_id,
+            "event_id": self.event_id,
+            "first_used_at": self.first_used_at,
+            "gate": self.gate,
+        }
+        if self.dry_run:
+            body["dry_run"] = True
+        return body
+
+
+def _shown(raw: str) -> str:
+    """The input as we echo it: printable, bounded."""
+    text = "".join(ch if ch.isprintable() else "\ufffd" for ch in raw[:SHOWN_INPUT])
+    return text + ("…" if len(raw) > SHOWN_INPUT else "")
+
+
+def check_event(s: Session, event_id: object) -> int:
+    eid = v.parse_id(event_id, "event")
+    if s.conn.execute("SELECT 1 FROM events WHERE id = ?", (eid,)).fetchone() is None:
+        raise not_found("event", eid)
+    return eid
+
+
+def check_gate_name(gate: str | None) -> str | None:
+    if gate is None or gate == "":
+        return None
+    return v.name(gate, "gate name")
+
+
+class Gate:
+    """One gate's scanner session: keeps the connection, one transaction per scan."""
+
+    def __init__(
+        self, s: Session, event_id: object, gate: str | None = None, *, dry_run: bool = False
+    ) -> None:
+        self.s = s
+        self.event_id = check_event(s, event_id)
+        self.gate = check_gate_name(gate)
+        self.dry_run = dry_run
+
+    def scan(self, raw: str) -> ScanResult:
+        code = codes.canonical(raw[:MAX_INPUT]) if len(raw) <= MAX_INPUT else ""
+        shown = _shown(raw)
+        if not codes.is_well_formed(code):
+            return self._log(ScanResult(shown, "MALFORMED", gate=self.gate), raw, code)
+        now = clock.now_us()
+        with transaction(self.s.conn) as c:
+            row = c.execute(
+                "SELECT id, event_id, status, checked_in_at, checked_in_gate FROM tickets"
+                " WHERE code = ?",
+                (code,),
+            ).fetchone()
+            result = self._judge(c, row, shown, now)
+            self._insert_scan(c, result, raw, code, now)
+        return result
+
+    def _judge(self, c: Any, row: Any, shown: str, now_us: int) -> ScanResult:
+        gate = self.gate
+        if row is None:
+            return ScanResult(shown, "UNKNOWN", gate=gate, dry_run=self.dry_run)
+        base = {"ticket_id": row["id"], "event_id": row["event_id"], "dry_run": self.dry_run}
+        if row["event_id"] != self.event_id:
+            return ScanResult(shown, "WRONG_EVENT", gate=gate, **base)
+        if row["status"] != "valid":
+            return ScanResult(shown, "VOID", gate=gate, **base)
+        if row["checked_in_at"] is not None:
+            return ScanResult(
+                shown,
+                "ALREADY_USED",
+                first_used_at=row["checked_in_at"],
+                gate=row["checked_in_gate"],
+                **base,
+            )
+        if self.dry_run:
+            return ScanResult(shown, "ADMITTED", gate=gate, **base)
+        at = clock.text_of_us(now_us)
+        admitted = c.execute(
+            "UPDATE tickets SET checked_in_at = ?, checked_in_gate = ?"
+            " WHERE id = ? AND status = 'valid' AND checked_in_at IS NULL",
+            (at, gate, row["id"]),
+        ).rowcount
+        if admitted != 1:  # cannot happen under the write lock; never admit twice anyway
+            raise TicketHubError(ErrorCode.INTERNAL, f"ticket {row['id']} changed under a lock")
+        return ScanResult(shown, "ADMITTED", first_used_at=at, gate=gate, **base)
+
+    def _insert_scan(self, c: Any, result: ScanResult, raw: str, code: str, now_us: int) -> None:
+        c.execute(
+            "INSERT INTO scans (at, at_us, event_id, gate, operator, input, input_sha256,"
+            " ticket_id, result, dry_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                clock.text_of_us(now_us),
+                now_us,
+                self.event_id,
+                self.gate,
+                self.s.operator,
+                code[:SHOWN_INPUT] if code else _shown(raw),
+                hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest(),
+                result.ticket_id,
+                result.result,
+                int(self.dry_run),
+            ),
+        )
+
+    def _log(self, result: ScanResult, raw: str, code: str) -> ScanResult:
+        now = clock.now_us()
+        with transaction(self.s.conn) as c:
+            self._insert_scan(c, result, raw, code, now)
+        return result
+
+
+def validate(
+    s: Session, raw: str, event_id: object, *, gate: str | None = None, dry_run: bool = False
+) -> ScanResult:
+    return Gate(s, event_id, gate, dry_run=dry_run).scan(raw)
+
+
+def undo(s: Session, raw: str, event_id: object, *, reason: str | None = None) -> dict[str, Any]:
+    """Revert a mistaken admission; audited with operator and reason."""
+    eid = check_event(s, event_id)
+    code = codes.canonical(raw[:MAX_INPUT])
+    if not codes.is_well_formed(code):
+        raise invalid(f"{_shown(raw)!r} is not a well-formed ticket code")
+    why = v.optional_text(reason, "reason") or "undo of a mistaken admission"
+    with transaction(s.conn) as c:
+        row = c.execute(
+            "SELECT id, event_id, checked_in_at, checked_in_gate FROM tickets WHERE code = ?",
+            (code,),
+        ).fetchone()
+        if row is None or row["event_id"] != eid:
+            raise not_found("ticket", f"{codes.pretty(code)} of event {eid}")
+        if row["checked_in_at"] is None:
+            raise TicketHubError(
+                ErrorCode.INVALID_STATE, f"ticket {codes.pretty(code)} is not checked in"
+            )
+        c.execute(
+            "UPDATE tickets SET checked_in_at = NULL, checked_in_gate = NULL WHERE id = ?",
+            (row["id"],),
+        )
+        audit.record(
+            c,
+            s.operator,
+            "ticket",
+            row["id"],
+            "checkin_undo",
+            reason=why,
+            data={"was_checked_in_at": row["checked_in_at"], "gate": row["checked_in_gate"]},
+        )
+    return {
+        "result": "UNDONE",
+        "ticket_id": row["id"],
+        "code": codes.pretty(code),
+        "was_checked_in_at": row["checked_in_at"],
+        "gate": row["checked_in_gate"],
+    }
+
+
+@dataclass
+class Counters:
+    scanned: int = 0
+    admitted: int = 0
+
+    def __post_init__(self) -> None:
+        self.rejected = dict.fromkeys(REJECTIONS, 0)
+
+    def add(self, result: ScanResult) -> None:
+        self.scanned += 1
+        if result.admitted:
+            self.admitted += 1
+        else:
+            self.rejected[result.result] += 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {"scanned": self.scanned, "admitted": self.admitted, **self.rejected}

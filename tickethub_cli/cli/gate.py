@@ -1,0 +1,311 @@
+"""At the gate: `validate`, the scanner loop `gate`, `checkin undo`, `ticket show|export`,
+and the event `report`."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from .. import render
+from .base import app
+from .common import is_json, output, session
+
+if TYPE_CHECKING:
+    from ..checkin import Counters, ScanResult
+
+checkin_app = typer.Typer(help="Undo a mistaken admission.", no_args_is_help=True)
+ticket_app = typer.Typer(
+    help="Show tickets with their QR code; export images.", no_args_is_help=True
+)
+app.add_typer(checkin_app, name="checkin")
+app.add_typer(ticket_app, name="ticket")
+
+EventOpt = Annotated[str, typer.Option("--event", "-e", help="The event being admitted.")]
+GateOpt = Annotated[str | None, typer.Option("--gate", "-g", help="Gate name for the log.")]
+REASONS = {
+    "ADMITTED": "valid ticket",
+    "ALREADY_USED": "already used",
+    "UNKNOWN": "no such ticket",
+    "WRONG_EVENT": "ticket for another event",
+    "VOID": "ticket cancelled",
+    "MALFORMED": "mistyped or not a ticket code",
+}
+
+
+def _line(result: ScanResult) -> str:
+    text = f"{result.result:<12} {result.code}"
+    if result.result == "ALREADY_USED":
+        text += f"  first used {result.first_used_at} at gate {result.gate or '-'}"
+    elif result.ticket_id is not None:
+        text += f"  ticket {result.ticket_id}"
+    return text
+
+
+def _panel(result: ScanResult, counters: Counters | None = None) -> None:
+    from rich.panel import Panel
+    from rich.text import Text
+
+    ok = result.admitted
+    body = Text("ADMIT" if ok else "REJECT", style="bold white", justify="center")
+    body.append(f"\n{REASONS[result.result]} ({result.result})", style="bold")
+    if result.result == "ALREADY_USED":
+        body.append(f"\nfirst used {result.first_used_at} at gate {result.gate or '-'}")
+    body.append(f"\n{result.code}", style="dim")
+    if counters is not None:
+        rejected = counters.scanned - counters.admitted
+        body.append(
+            f"\nscanned {counters.scanned} · admitted {counters.admitted} · rejected {rejected}",
+            style="dim",
+        )
+    style = "on green" if ok else "on red"
+    render.console().print(Panel(body, style=style, padding=(1, 4), expand=True))
+    if not ok:
+        render.console().bell()
+
+
+@app.command(
+    "validate",
+    epilog="Example: `tickethub validate K7QF-3M2A-98XC-TP4D-ZN6W-R2BE --event 1 --gate north`"
+    " (exit 0 admitted; 10-14 rejected)",
+)
+def validate_cmd(
+    ctx: typer.Context,
+    code: Annotated[str, typer.Argument(metavar="CODE", help="Case, spaces and dashes ignored.")],
+    event: EventOpt,
+    gate: GateOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Answer as a real scan would; admit nothing.")
+    ] = False,
+) -> None:
+    """Check one code and admit it once. The outcome is printed whatever the exit code:
+    ADMITTED 0, ALREADY_USED 10, UNKNOWN 11, WRONG_EVENT 12, VOID 13, MALFORMED 14."""
+    from ..checkin import validate
+
+    result = validate(session(ctx), code, event, gate=gate, dry_run=dry_run)
+    if is_json(ctx):
+        render.emit_json(result.to_json())
+    elif sys.stdout.isatty():
+        _panel(result)
+    else:
+        render.line(_line(result))
+    raise typer.Exit(result.exit_code)
+
+
+@app.command(
+    "gate",
+    epilog="Example: `tickethub gate --event 1 --gate north` then scan; Ctrl-D or Ctrl-C ends"
+    " with a summary. Scripts: `tickethub --json gate --event 1 < codes.txt`",
+)
+def gate_cmd(ctx: typer.Context, event: EventOpt, gate: GateOpt = None) -> None:
+    """The scanner loop: one code per line on stdin, each answered at once (a big ADMIT or
+    REJECT on a terminal, one JSON line each with --json). Exits 0 with a summary."""
+    from ..checkin import Counters, Gate
+
+    g = Gate(session(ctx), event, gate)
+    counters = Counters()
+    as_json, tty = is_json(ctx), sys.stdout.isatty()
+    if tty and not as_json:
+        render.line(f"gate {gate or '-'} for event {g.event_id}: scan a code (Ctrl-D to end)")
+    try:
+        while True:
+            raw = sys.stdin.readline()
+            if raw == "":
+                break
+            raw = raw.rstrip("\r\n")
+            if not raw.strip():
+                continue
+            result = g.scan(raw)
+            counters.add(result)
+            if as_json:
+                render.emit_json(result.to_json())
+            elif tty:
+                _panel(result, counters)
+            else:
+                print(_line(result), flush=True)
+    except KeyboardInterrupt:
+        pass
+    summary = counters.to_json()
+    if as_json:
+        render.emit_json({"summary": summary})
+    else:
+        render.table(
+            "Gate summary",
+            list(summary),
+            [list(summary.values())],
+            numeric=list(summary),
+        )
+
+
+@checkin_app.command(
+    "undo",
+    epilog="Example: `tickethub checkin undo K7QF-3M2A-98XC-TP4D-ZN6W-R2BE --event 1 "
+    "--reason 'scanned the wrong wristband'`",
+)
+def checkin_undo(
+    ctx: typer.Context,
+    code: Annotated[str, typer.Argument(metavar="CODE")],
+    event: EventOpt,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why, for the audit log.")] = None,
+) -> None:
+    """Revert a mistaken admission (audited with operator and reason)."""
+    from ..checkin import undo
+
+    done = undo(session(ctx), code, event, reason=reason)
+    output(
+        ctx,
+        done,
+        lambda: render.line(f"ticket {done['ticket_id']} ({done['code']}) is no longer checked in"),
+    )
+
+
+def _ticket_or_fail(ctx: typer.Context, code: str) -> dict[str, Any]:
+    from .. import codes
+    from ..errors import invalid, not_found
+    from ..tickets import get_by_code
+
+    if not codes.is_well_formed(codes.canonical(code[:4096])):
+        raise invalid("not a well-formed ticket code (mistyped?)")
+    ticket = get_by_code(session(ctx).conn, code)
+    if ticket is None:
+        raise not_found("ticket", codes.pretty(codes.canonical(code)))
+    return ticket
+
+
+@ticket_app.command("show", epilog="Example: `tickethub ticket show K7QF-3M2A-98XC-TP4D-ZN6W-R2BE`")
+def ticket_show(ctx: typer.Context, code: Annotated[str, typer.Argument(metavar="CODE")]) -> None:
+    """Show a ticket with its QR code."""
+    from .. import codes, qr
+
+    ticket = _ticket_or_fail(ctx, code)
+
+    def human() -> None:
+        render.fields(
+            f"Ticket {ticket['id']}",
+            [
+                ("code", ticket["code"]),
+                ("event", f"{ticket['event_name']} ({ticket['starts_at']})"),
+                ("type", ticket["type_name"]),
+                ("order", ticket["order_id"]),
+                ("status", ticket["status"]),
+                ("checked in", ticket["checked_in_at"] or "-"),
+            ],
+            style="green" if ticket["status"] == "valid" else "red",
+        )
+        sys.stdout.write(qr.terminal_text(codes.canonical(ticket["code"])))
+
+    output(ctx, {"ticket": ticket}, human)
+
+
+@ticket_app.command(
+    "export",
+    epilog="Example: `tickethub ticket export --order 12 --dir ./print --format svg`",
+)
+def ticket_export(
+    ctx: typer.Context,
+    order: Annotated[str, typer.Option("--order", help="Order whose tickets to export.")],
+    directory: Annotated[str, typer.Option("--dir", help="Folder for the images.")],
+    fmt: Annotated[str, typer.Option("--format", help="png or svg.")] = "png",
+) -> None:
+    """Write one printable QR image per valid ticket of an order."""
+    from .. import orders, qr
+    from ..errors import invalid
+
+    if fmt not in qr.FORMATS:
+        raise invalid("--format must be png or svg")
+    found = orders.get_order(session(ctx), order)
+    valid = [t for t in found["tickets"] if t["status"] == "valid"]
+    if not valid:
+        raise invalid(f"order {found['id']} has no valid tickets to print")
+    files = qr.export(valid, directory, fmt=fmt)
+    output(ctx, {"files": files}, lambda: [render.line(f) for f in files])
+
+
+@app.command(
+    "report", epilog="Example: `tickethub report --event 1` · `tickethub report -e 1 --csv`"
+)
+def report_cmd(
+    ctx: typer.Context,
+    event: EventOpt,
+    csv_out: Annotated[bool, typer.Option("--csv", help="Per-type rows as CSV.")] = False,
+) -> None:
+    """Sales, revenue, holds and check-ins per ticket type; scans by result; admissions per
+    15 minutes."""
+    from ..reports import report
+
+    data = report(session(ctx), event)
+    if csv_out:
+        import csv
+
+        rows = data["ticket_types"]
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        cols = [
+            "id",
+            "name",
+            "capacity",
+            "sold",
+            "held",
+            "available",
+            "revenue_minor",
+            "checked_in",
+        ]
+        writer.writerow(cols)
+        for r in rows:
+            writer.writerow([r[c] for c in cols])
+        writer.writerow(["", "TOTAL", *(data["totals"][c] for c in cols[2:])])
+        return
+    output(ctx, data, lambda: _show_report(data))
+
+
+def _show_report(data: dict[str, Any]) -> None:
+    event, cur = data["event"], data["event"]["currency"]
+    render.table(
+        f"Report: {event['name']} ({event['starts_at']})",
+        ("type", "capacity", "sold", "held", "available", "revenue", "checked in"),
+        [
+            *[
+                [
+                    r["name"],
+                    r["capacity"],
+                    r["sold"],
+                    r["held"],
+                    r["available"],
+                    f"{r['revenue']} {cur}",
+                    r["checked_in"],
+                ]
+                for r in data["ticket_types"]
+            ],
+            [
+                "TOTAL",
+                *(data["totals"][k] for k in ("capacity", "sold", "held", "available")),
+                f"{data['totals']['revenue']} {cur}",
+                data["totals"]["checked_in"],
+            ],
+        ],
+        numeric=("capacity", "sold", "held", "available", "revenue", "checked in"),
+    )
+    render.table(
+        "Scans", list(data["scans"]), [list(data["scans"].values())], numeric=list(data["scans"])
+    )
+    buckets = data["admissions_per_15min"]
+    if buckets:
+        top = max(b["admitted"] for b in buckets)
+        render.table(
+            "Admissions per 15 minutes",
+            ("from", "admitted", ""),
+            [
+                [b["start"], b["admitted"], "█" * max(1, round(30 * b["admitted"] / top))]
+                for b in buckets
+            ],
+            numeric=("admitted",),
+        )
+    if data["multi_gate_codes"]:
+        render.table(
+            "Codes tried at several gates",
+            ("ticket", "gates", "attempts"),
+            [
+                [m["ticket_id"], ", ".join(m["gates"]), m["attempts"]]
+                for m in data["multi_gate_codes"]
+            ],
+        )
