@@ -1,0 +1,393 @@
+"""At the gate: every result through the CLI and the library, concurrent scans of one code,
+typo detection, the scanner loop as a real process, undo, the scan log, QR, the report."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from collections import Counter
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from support import buy, cli, count, dump, seed, tickethub_exe
+
+import tickethub_cli as th
+from tickethub_cli import checkin, codes, orders
+
+
+@pytest.fixture
+def venue(tmp_path):
+    path = str(tmp_path / "gate.db")
+    ids = seed(path, capacity=50)
+    s = th.open_session(path, operator="gatekeeper")
+    sold = buy(s, [f"{ids['ga']}:3"]).order
+    other = buy(s, [f"{ids['other']}:1"]).order
+    cancelled = buy(s, [f"{ids['vip']}:1"]).order
+    orders.cancel_order(s, cancelled["id"], reason="refund")
+    yield {
+        "db": path,
+        "ids": ids,
+        "s": s,
+        "codes": [t["code"] for t in sold["tickets"]],
+        "other": other["tickets"][0]["code"],
+        "void": cancelled["tickets"][0]["code"],
+        "ticket_ids": [t["id"] for t in sold["tickets"]],
+    }
+    s.close()
+
+
+def scan(v, code, *extra):
+    return cli(v["db"], "validate", code, "--event", str(v["ids"]["event"]), *extra)
+
+
+def test_every_result_through_the_cli(venue):
+    v = venue
+    first = scan(v, v["codes"][0], "--gate", "north")
+    assert first.code == 0 and first.json["result"] == "ADMITTED"
+    assert first.json["ticket_id"] == v["ticket_ids"][0] and first.json["gate"] == "north"
+    again = scan(v, v["codes"][0], "--gate", "south")
+    assert again.code == 10 and again.json["result"] == "ALREADY_USED"
+    assert again.json["first_used_at"] == first.json["first_used_at"]
+    assert again.json["gate"] == "north"
+    body = v["codes"][1].replace("-", "")[:-1]
+    unknown = body[:-1] + ("A" if body[-1] != "A" else "B")
+    forged = unknown + codes.check_char(unknown) if codes.check_char(unknown) else None
+    if forged:
+        out = scan(v, forged)
+        assert out.code == 11 and out.json["result"] == "UNKNOWN"
+    assert scan(v, v["other"]).json["result"] == "WRONG_EVENT"
+    assert scan(v, v["other"]).code == 12
+    assert scan(v, v["void"]).code == 13 and scan(v, v["void"]).json["result"] == "VOID"
+    typo = "Q" + v["codes"][1][1:] if v["codes"][1][0] != "Q" else "R" + v["codes"][1][1:]
+    out = scan(v, typo)
+    assert out.code == 14 and out.json["result"] == "MALFORMED"
+    # a failed scan never consumes the real ticket
+    assert scan(v, v["codes"][1]).code == 0
+
+
+def test_outcome_is_on_stdout_in_human_mode_too(venue):
+    from typer.testing import CliRunner
+
+    from tickethub_cli.cli import app
+
+    v = venue
+    r = CliRunner().invoke(
+        app, ["--db", v["db"], "validate", "nonsense", "--event", str(v["ids"]["event"])]
+    )
+    assert r.exit_code == 14 and "MALFORMED" in r.stdout
+
+
+def test_lower_case_spaces_and_dashes_anywhere_still_validate(venue):
+    v = venue
+    raw = v["codes"][2].replace("-", "")
+    messy = " ".join(raw[:5].lower()) + "--" + raw[5:12] + " - " + raw[12:].lower()
+    assert scan(v, messy).json["result"] == "ADMITTED"
+
+
+def test_dry_run_answers_like_a_scan_and_admits_nothing(venue):
+    v = venue
+    before = count(v["db"], "SELECT count(*) FROM tickets WHERE checked_in_at IS NOT NULL")
+    out = scan(v, v["codes"][0], "--dry-run")
+    assert out.code == 0 and out.json["result"] == "ADMITTED" and out.json["dry_run"] is True
+    after = count(v["db"], "SELECT count(*) FROM tickets WHERE checked_in_at IS NOT NULL")
+    assert after == before
+    assert count(v["db"], "SELECT count(*) FROM scans WHERE dry_run = 1") == 1
+    scan(v, v["codes"][0])
+    assert scan(v, v["codes"][0], "--dry-run").code == 10
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["", "   ", "x" * 100_000, "\x00\x01\x1b[2J", "ZZZZ-ZZZZ", "🎟️" * 30, "'; DELETE FROM tickets;"],
+)
+def test_hostile_input_is_malformed_and_logged_bounded(venue, raw):
+    v = venue
+    out = scan(v, raw)
+    assert out.code == 14 and out.json["result"] == "MALFORMED", out.stderr
+    assert "Traceback" not in out.stderr
+    assert len(out.json["code"]) <= checkin.SHOWN_INPUT + 1
+    longest = count(v["db"], "SELECT max(length(input)) FROM scans")
+    assert longest <= checkin.SHOWN_INPUT + 1
+    assert count(v["db"], "SELECT count(*) FROM tickets WHERE checked_in_at IS NOT NULL") == 0
+
+
+def test_unknown_event_is_not_found_and_admits_nothing(venue):
+    v = venue
+    before = dump(v["db"])
+    out = cli(v["db"], "validate", v["codes"][0], "--event", "999")
+    assert out.code == 3 and out.error["code"] == "NOT_FOUND"
+    assert dump(v["db"]) == before
+
+
+def test_eight_processes_scanning_one_code_admit_it_once(venue):
+    v = venue
+    procs = [
+        subprocess.Popen(
+            [
+                tickethub_exe(),
+                "--db",
+                v["db"],
+                "--json",
+                "validate",
+                v["codes"][0],
+                "--event",
+                str(v["ids"]["event"]),
+                "--gate",
+                f"g{i}",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(8)
+    ]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        assert "Traceback" not in err
+        results.append((p.returncode, json.loads(out)["result"]))
+    assert Counter(results) == {(0, "ADMITTED"): 1, (10, "ALREADY_USED"): 7}
+    assert count(v["db"], "SELECT count(*) FROM scans WHERE result = 'ADMITTED'") == 1
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_every_substitution_and_neighbour_swap_is_malformed(data):
+    code = codes.generate()
+    i = data.draw(st.integers(0, codes.LENGTH - 1))
+    for other in codes.ALPHABET:
+        if other != code[i]:
+            assert not codes.is_well_formed(code[:i] + other + code[i + 1 :])
+    for j in range(codes.LENGTH - 1):
+        if code[j] != code[j + 1]:
+            assert not codes.is_well_formed(code[:j] + code[j + 1] + code[j] + code[j + 2 :])
+
+
+def test_typos_of_a_sold_code_are_malformed_through_the_library(venue):
+    v = venue
+    code = codes.canonical(v["codes"][0])
+    gate = checkin.Gate(v["s"], v["ids"]["event"], "lib", dry_run=True)
+    for i in range(codes.LENGTH):
+        for other in "0AZ9":
+            if other != code[i]:
+                assert gate.scan(code[:i] + other + code[i + 1 :]).result == "MALFORMED"
+        if i < codes.LENGTH - 1 and code[i] != code[i + 1]:
+            swapped = code[:i] + code[i + 1] + code[i] + code[i + 2 :]
+            assert gate.scan(swapped).result == "MALFORMED"
+    assert gate.scan(code).result == "ADMITTED"
+
+
+def test_gate_loop_as_a_real_process(venue):
+    v = venue
+    lines = [
+        v["codes"][0],
+        "",
+        v["codes"][0],
+        "   ",
+        v["other"],
+        "garbage",
+        v["void"],
+        v["codes"][1].lower(),
+    ]
+    done = subprocess.run(
+        [
+            tickethub_exe(),
+            "--db",
+            v["db"],
+            "--json",
+            "gate",
+            "--event",
+            str(v["ids"]["event"]),
+            "--gate",
+            "east",
+        ],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    out = [json.loads(x) for x in done.stdout.splitlines()]
+    assert [o["result"] for o in out[:-1]] == [
+        "ADMITTED",
+        "ALREADY_USED",
+        "WRONG_EVENT",
+        "MALFORMED",
+        "VOID",
+        "ADMITTED",
+    ]
+    assert [o["code"] for o in out[:-1]] == [x for x in lines if x.strip()]
+    assert out[-1] == {
+        "summary": {
+            "scanned": 6,
+            "admitted": 2,
+            "ALREADY_USED": 1,
+            "UNKNOWN": 0,
+            "WRONG_EVENT": 1,
+            "VOID": 1,
+            "MALFORMED": 1,
+        }
+    }
+
+
+def test_gate_answers_each_line_at_once(venue):
+    """Interactive: the answer to a line arrives before the next line is written."""
+    v = venue
+    p = subprocess.Popen(
+        [tickethub_exe(), "--db", v["db"], "--json", "gate", "--event", str(v["ids"]["event"])],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+    )
+    assert p.stdin is not None and p.stdout is not None
+    for code, expected in ((v["codes"][2], "ADMITTED"), (v["codes"][2], "ALREADY_USED")):
+        p.stdin.write(code + "\n")
+        p.stdin.flush()
+        assert json.loads(p.stdout.readline())["result"] == expected
+    p.stdin.close()
+    assert "summary" in json.loads(p.stdout.readline())
+    assert p.wait(timeout=30) == 0
+
+
+def test_gate_human_mode_plain_lines_and_summary(venue):
+    v = venue
+    done = subprocess.run(
+        [tickethub_exe(), "--db", v["db"], "gate", "--event", str(v["ids"]["event"])],
+        input=f"{v['codes'][0]}\n{v['codes'][0]}\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0
+    assert "ADMITTED" in done.stdout and "ALREADY_USED" in done.stdout
+    assert "Gate summary" in done.stdout
+
+
+def test_undo_then_readmit_and_audit(venue):
+    v = venue
+    assert scan(v, v["codes"][0], "--gate", "n").code == 0
+    undo = cli(
+        v["db"],
+        "--operator",
+        "supervisor",
+        "checkin",
+        "undo",
+        v["codes"][0],
+        "--event",
+        str(v["ids"]["event"]),
+        "--reason",
+        "wrong wristband",
+    )
+    assert undo.code == 0 and undo.json["ticket_id"] == v["ticket_ids"][0]
+    assert scan(v, v["codes"][0]).code == 0
+    row = (
+        v["s"]
+        .conn.execute(
+            "SELECT operator, reason FROM audit_log WHERE entity = 'ticket' AND action ="
+            " 'checkin_undo'"
+        )
+        .fetchone()
+    )
+    assert tuple(row) == ("supervisor", "wrong wristband")
+    again = cli(v["db"], "checkin", "undo", v["codes"][1], "--event", str(v["ids"]["event"]))
+    assert again.code == 4 and again.error["code"] == "INVALID_STATE"
+    assert cli(v["db"], "checkin", "undo", "nonsense", "--event", "1").code == 2
+    assert cli(v["db"], "checkin", "undo", v["other"], "--event", str(v["ids"]["event"])).code == 3
+
+
+def test_ticket_show_and_export(venue, tmp_path):
+    v = venue
+    shown = cli(v["db"], "ticket", "show", v["codes"][0].lower())
+    assert shown.code == 0 and shown.json["ticket"]["id"] == v["ticket_ids"][0]
+    assert cli(v["db"], "ticket", "show", "nonsense").code == 2
+    order_id = shown.json["ticket"]["order_id"]
+    for fmt in ("png", "svg"):
+        out = cli(
+            v["db"],
+            "ticket",
+            "export",
+            "--order",
+            str(order_id),
+            "--dir",
+            str(tmp_path / fmt),
+            "--format",
+            fmt,
+        )
+        assert out.code == 0 and len(out.json["files"]) == 3
+        for f in out.json["files"]:
+            data = Path(f).read_bytes()
+            assert data.startswith(b"\x89PNG") if fmt == "png" else b"<svg" in data
+    assert (
+        cli(
+            v["db"],
+            "ticket",
+            "export",
+            "--order",
+            str(order_id),
+            "--dir",
+            str(tmp_path),
+            "--format",
+            "gif",
+        ).code
+        == 2
+    )
+
+
+def test_purchase_print_dir_writes_images(venue, tmp_path):
+    v = venue
+    out = cli(
+        v["db"],
+        "sell",
+        "-i",
+        f"{v['ids']['ga']}:2",
+        "--pay",
+        "cash",
+        "--print-dir",
+        str(tmp_path / "print"),
+    )
+    assert out.code == 0 and len(os.listdir(tmp_path / "print")) == 2
+
+
+def test_report_numbers_against_a_known_sequence(tmp_path):
+    path = str(tmp_path / "report.db")
+    ids = seed(path, capacity=20)
+    s = th.open_session(path)
+    a = buy(s, [f"{ids['ga']}:4"]).order  # 4 x 20.00
+    b = buy(s, [f"{ids['ga']}:2", f"{ids['vip']}:1"]).order  # 2 x 20.00 + 50
+    c = buy(s, [f"{ids['ga']}:3"]).order
+    orders.cancel_order(s, c["id"])  # refunded: not revenue
+    orders.create_order(
+        s, orders.OrderRequest.parse(items=[f"{ids['ga']}:5"], require_pay=False)
+    )  # held 5
+    gate = checkin.Gate(s, ids["event"], "main")
+    for t in a["tickets"][:3] + b["tickets"][:1]:
+        assert gate.scan(t["code"]).admitted
+    assert gate.scan(a["tickets"][0]["code"]).result == "ALREADY_USED"
+    assert gate.scan(c["tickets"][0]["code"]).result == "VOID"
+    assert gate.scan("bogus").result == "MALFORMED"
+    out = cli(path, "report", "--event", str(ids["event"]))
+    assert out.code == 0
+    data = out.json
+    ga, vip = data["ticket_types"]
+    assert (ga["capacity"], ga["sold"], ga["held"], ga["available"]) == (20, 6, 5, 9)
+    assert (ga["revenue_minor"], ga["checked_in"]) == (12000, 4)
+    assert (vip["sold"], vip["revenue_minor"], vip["checked_in"]) == (1, 5000, 0)
+    assert data["totals"]["revenue_minor"] == 17000 and data["totals"]["sold"] == 7
+    assert data["scans"] == {
+        "ADMITTED": 4,
+        "ALREADY_USED": 1,
+        "UNKNOWN": 0,
+        "WRONG_EVENT": 0,
+        "VOID": 1,
+        "MALFORMED": 1,
+    }
+    assert sum(b_["admitted"] for b_ in data["admissions_per_15min"]) == 4
+    csv_out = cli(path, "report", "--event", str(ids["event"]), "--csv")
+    lines = csv_out.stdout.strip().splitlines()
+    assert lines[0].startswith("id,name,capacity") and len(lines) == 4
+    assert cli(path, "report", "--event", "999").code == 3
+    s.close()
