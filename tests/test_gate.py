@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from pathlib import Path
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
