@@ -145,7 +145,6 @@ CREATE TABLE scans (
     dry_run   INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 CREATE INDEX scans_event ON scans (event_id, result, at_us);
-CREATE INDEX scans_ticket ON scans (ticket_id);
 
 -- Append-only audit trail of every state change.
 CREATE TABLE audit_log (

@@ -93,20 +93,30 @@ class Gate:
         self.dry_run = dry_run
 
     def scan(self, raw: str) -> ScanResult:
-        code = codes.canonical(raw[:MAX_INPUT]) if len(raw) <= MAX_INPUT else ""
-        shown = _shown(raw)
-        if not codes.is_well_formed(code):
-            return self._log(ScanResult(shown, "MALFORMED", gate=self.gate), raw, code)
-        now = clock.now_us()
+        return self.scan_many([raw])[0]
+
+    def scan_many(self, raws: list[str]) -> list[ScanResult]:
+        """Judge scans that arrived together in one transaction (group commit): each answer
+        is returned only after the commit, so every ADMITTED the caller prints is durable.
+        A scanner typing one code at a time gets one transaction per scan."""
+        results = []
         with transaction(self.s.conn) as c:
-            row = c.execute(
-                "SELECT id, event_id, status, checked_in_at, checked_in_gate FROM tickets"
-                " WHERE code = ?",
-                (code,),
-            ).fetchone()
-            result = self._judge(c, row, shown, now)
-            self._insert_scan(c, result, raw, code, now)
-        return result
+            for raw in raws:
+                now = clock.now_us()
+                code = codes.canonical(raw) if len(raw) <= MAX_INPUT else ""
+                shown = _shown(raw)
+                if not codes.is_well_formed(code):
+                    result = ScanResult(shown, "MALFORMED", gate=self.gate, dry_run=self.dry_run)
+                else:
+                    row = c.execute(
+                        "SELECT id, event_id, status, checked_in_at, checked_in_gate"
+                        " FROM tickets WHERE code = ?",
+                        (code,),
+                    ).fetchone()
+                    result = self._judge(c, row, shown, now)
+                self._insert_scan(c, result, raw, code, now)
+                results.append(result)
+        return results
 
     def _judge(self, c: Any, row: Any, shown: str, now_us: int) -> ScanResult:
         gate = self.gate
@@ -154,12 +164,6 @@ class Gate:
                 int(self.dry_run),
             ),
         )
-
-    def _log(self, result: ScanResult, raw: str, code: str) -> ScanResult:
-        now = clock.now_us()
-        with transaction(self.s.conn) as c:
-            self._insert_scan(c, result, raw, code, now)
-        return result
 
 
 def validate(

@@ -3,7 +3,9 @@ and the event `report`."""
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -109,21 +111,21 @@ def gate_cmd(ctx: typer.Context, event: EventOpt, gate: GateOpt = None) -> None:
     if tty and not as_json:
         render.line(f"gate {gate or '-'} for event {g.event_id}: scan a code (Ctrl-D to end)")
     try:
-        while True:
-            raw = sys.stdin.readline()
-            if raw == "":
-                break
-            raw = raw.rstrip("\r\n")
-            if not raw.strip():
+        for group in _line_groups(sys.stdin):
+            raws = [raw for raw in group if raw.strip()]
+            if not raws:
                 continue
-            result = g.scan(raw)
-            counters.add(result)
+            results = g.scan_many(raws)
+            for result in results:
+                counters.add(result)
             if as_json:
-                render.emit_json(result.to_json())
+                sys.stdout.write("".join(render.dumps(r.to_json()) + "\n" for r in results))
+                sys.stdout.flush()
             elif tty:
-                _panel(result, counters)
+                for result in results:
+                    _panel(result, counters)
             else:
-                print(_line(result), flush=True)
+                print("\n".join(_line(r) for r in results), flush=True)
     except KeyboardInterrupt:
         pass
     summary = counters.to_json()
@@ -136,6 +138,30 @@ def gate_cmd(ctx: typer.Context, event: EventOpt, gate: GateOpt = None) -> None:
             [list(summary.values())],
             numeric=list(summary),
         )
+
+
+def _line_groups(stream: Any, most: int = 256) -> Iterator[list[str]]:
+    """Lines from stdin in the groups they arrived in: a scanner's single line comes back
+    alone and at once; lines already queued (a pipe, a burst) come back together so they
+    can share one commit."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = None
+    if fd is None:  # an in-memory stream (tests): one line at a time
+        for line in iter(stream.readline, ""):
+            yield [line.rstrip("\r\n")]
+        return
+    pending = b""
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            if pending:
+                yield [pending.decode("utf-8", "replace").rstrip("\r")]
+            return
+        *lines, pending = (pending + chunk).split(b"\n")
+        for i in range(0, len(lines), most):
+            yield [x.decode("utf-8", "replace").rstrip("\r") for x in lines[i : i + most]]
 
 
 @checkin_app.command(
