@@ -308,6 +308,12 @@ COMMANDS = [
     ["doctor"],
     ["config"],
     ["batch"],
+    ["validate"],
+    ["gate"],
+    ["checkin", "undo"],
+    ["ticket", "show"],
+    ["ticket", "export"],
+    ["report"],
 ]
 
 
