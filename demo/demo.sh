@@ -75,10 +75,32 @@ CSV
 run tickethub batch "$OUT/sales.csv"
 run tickethub batch "$OUT/sales.csv"
 
-if [ -f "$(dirname "$0")/gate.sh" ]; then
-  # shellcheck source=/dev/null
-  . "$(dirname "$0")/gate.sh"
-fi
+bold "6. At the gate"
+GOOD=$(tickethub --json order show 2 | field order.tickets.0.code)
+BATCH_ORDER=$(tickethub --json order list --status PAID | field orders.0.id)
+NEXT=$(tickethub --json order show "$BATCH_ORDER" | field order.tickets.0.code)
+VOID=$(tickethub --json order show 1 | field order.tickets.0.code)
+run tickethub event create --name "Other gig" --starts-at 2027-07-01T20:00:00Z
+run tickethub ticket-type add 2 --name GA --price 10 --capacity 50
+FOREIGN=$(tickethub --json sell -i 3:1 --pay cash | field order.tickets.0.code)
+run tickethub ticket show "$GOOD"
+bold "   One-shot scans (exit 0 admitted, 10-14 rejected):"
+run tickethub validate "$GOOD" --event 1 --gate north
+run tickethub validate "$GOOD" --event 1 --gate south
+MISTYPED="$(printf '%s' "$NEXT" | cut -c1-4)-$(printf '%s' "$NEXT" | cut -c6-9 | tr 'A-Z0-9' 'B-ZA1-90')$(printf '%s' "$NEXT" | cut -c10-)"
+run tickethub validate "$MISTYPED" --event 1
+run tickethub validate "$FOREIGN" --event 1
+run tickethub validate "$VOID" --event 1
+bold "   The scanner loop (a barcode scanner types one code per line):"
+printf '%s\n' "$NEXT" "$(printf '%s' "$NEXT" | tr 'A-Z' 'a-z' | tr -d -)" "not-a-ticket" \
+  | (printf '\033[36m$ printf codes | tickethub gate --event 1 --gate east\033[0m\n';
+     tickethub gate --event 1 --gate east)
+bold "   A mistaken admission undone:"
+run tickethub checkin undo "$GOOD" --event 1 --reason "scanned the wrong wristband"
+run tickethub validate "$GOOD" --event 1 --gate north
+bold "   Printable tickets for the box office:"
+run tickethub sell -i 1:2 --pay cash --print-dir "$OUT/print"
+run tickethub report --event 1
 
 bold "7. Health"
 run tickethub reconcile
