@@ -88,7 +88,6 @@ CREATE TABLE tickets (
     created_at      TEXT NOT NULL
 ) STRICT;
 CREATE INDEX tickets_order ON tickets (order_id);
-CREATE INDEX tickets_type ON tickets (ticket_type_id, status);
 -- check-ins per event and type, without reading a million tickets for the report
 CREATE INDEX tickets_checked_in ON tickets (event_id, ticket_type_id) WHERE checked_in_at IS NOT NULL;
 

@@ -15,7 +15,7 @@ from typing import Any
 from typer.testing import CliRunner
 
 import tickethub_cli as th
-from tickethub_cli import events, orders
+from tickethub_cli import doctor, events, orders
 from tickethub_cli.cli import app
 
 OK_CARD = "4242424242424242"
@@ -113,3 +113,42 @@ def type_counts(db: str, type_id: int) -> tuple[int, int]:
         ).fetchone()
     finally:
         conn.close()
+
+
+def healthy(db: str) -> None:
+    """Every doctor invariant holds on the database at `db`."""
+    s = th.open_session(db)
+    try:
+        assert doctor.check(s) == []
+    finally:
+        s.close()
+
+
+# Every command path, for the help and fuzz tests.
+ALL_COMMANDS = [
+    ["init"],
+    ["event", "create"],
+    ["event", "list"],
+    ["event", "show"],
+    ["ticket-type", "add"],
+    ["ticket-type", "update"],
+    ["ticket-type", "list"],
+    ["purchase"],
+    ["sell"],
+    ["order", "create"],
+    ["order", "pay"],
+    ["order", "show"],
+    ["order", "list"],
+    ["order", "cancel"],
+    ["payment", "callback"],
+    ["reconcile"],
+    ["doctor"],
+    ["config"],
+    ["batch"],
+    ["validate"],
+    ["gate"],
+    ["checkin", "undo"],
+    ["ticket", "show"],
+    ["ticket", "export"],
+    ["report"],
+]

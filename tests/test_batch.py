@@ -8,10 +8,7 @@ import signal
 import subprocess
 
 import pytest
-from support import OK_CARD, cli, count, dump, proc, seed, tickethub_exe, type_counts
-
-import tickethub_cli as th
-from tickethub_cli import doctor
+from support import OK_CARD, cli, count, dump, healthy, proc, seed, tickethub_exe, type_counts
 
 HEADER = "idempotency_key,ticket_type_id,quantity,email,name,pay,card\n"
 
@@ -25,14 +22,6 @@ def shop(tmp_path):
 
 def lines(out: str) -> list[dict]:
     return [json.loads(line) for line in out.splitlines() if line.strip()]
-
-
-def healthy(db: str) -> None:
-    s = th.open_session(db)
-    try:
-        assert doctor.check(s) == []
-    finally:
-        s.close()
 
 
 def test_csv_rows_in_order_with_per_row_errors(shop, tmp_path):

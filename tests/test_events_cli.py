@@ -4,7 +4,7 @@ every bad input from the foundation issue, names as data, global options, help e
 from __future__ import annotations
 
 import pytest
-from support import cli, count, dump, proc
+from support import ALL_COMMANDS, cli, count, dump, proc
 from typer.testing import CliRunner
 
 import tickethub_cli as th
@@ -288,36 +288,7 @@ def test_human_output_has_tables(box):
         assert word in result.stdout
 
 
-COMMANDS = [
-    ["init"],
-    ["event", "create"],
-    ["event", "list"],
-    ["event", "show"],
-    ["ticket-type", "add"],
-    ["ticket-type", "update"],
-    ["ticket-type", "list"],
-    ["purchase"],
-    ["sell"],
-    ["order", "create"],
-    ["order", "pay"],
-    ["order", "show"],
-    ["order", "list"],
-    ["order", "cancel"],
-    ["payment", "callback"],
-    ["reconcile"],
-    ["doctor"],
-    ["config"],
-    ["batch"],
-    ["validate"],
-    ["gate"],
-    ["checkin", "undo"],
-    ["ticket", "show"],
-    ["ticket", "export"],
-    ["report"],
-]
-
-
-@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+@pytest.mark.parametrize("command", ALL_COMMANDS, ids=" ".join)
 def test_every_command_help_has_an_example(command):
     result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0

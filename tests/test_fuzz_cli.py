@@ -10,37 +10,12 @@ import tempfile
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import OK_CARD, dump, seed
+from support import ALL_COMMANDS, OK_CARD, dump, seed
 from typer.testing import CliRunner
 
 from tickethub_cli.cli import app
 
-COMMANDS = [
-    ["init"],
-    ["event", "create"],
-    ["event", "list"],
-    ["event", "show"],
-    ["ticket-type", "add"],
-    ["ticket-type", "update"],
-    ["ticket-type", "list"],
-    ["purchase"],
-    ["sell"],
-    ["order", "create"],
-    ["order", "pay"],
-    ["order", "show"],
-    ["order", "list"],
-    ["order", "cancel"],
-    ["payment", "callback"],
-    ["reconcile"],
-    ["doctor"],
-    ["config"],
-    ["batch"],
-    ["validate"],
-    ["gate"],
-    ["checkin", "undo"],
-    ["ticket", "show"],
-    ["report"],
-]
+COMMANDS = ALL_COMMANDS
 OPTIONS = [
     "--name",
     "--starts-at",

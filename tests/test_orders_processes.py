@@ -9,10 +9,7 @@ import subprocess
 from collections import Counter
 
 import pytest
-from support import OK_CARD, count, proc, seed, tickethub_exe, type_counts
-
-import tickethub_cli as th
-from tickethub_cli import doctor
+from support import OK_CARD, count, healthy, proc, seed, tickethub_exe, type_counts
 
 
 def spawn(db: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
@@ -28,14 +25,6 @@ def spawn(db: str, *args: str, env: dict[str, str] | None = None) -> subprocess.
 def finish(p: subprocess.Popen[str]) -> tuple[int, str, str]:
     out, err = p.communicate(timeout=120)
     return p.returncode, out, err
-
-
-def healthy(db: str) -> None:
-    s = th.open_session(db)
-    try:
-        assert doctor.check(s) == []
-    finally:
-        s.close()
 
 
 def test_24_buyers_for_the_last_10_seats(tmp_path):
