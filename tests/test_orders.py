@@ -570,3 +570,50 @@ def test_create_retry_replays_and_never_claims_a_payment(shop):
     assert again.json["order"]["payment_state"] is None
     assert cli(db, "order", "create", "-i", f"{ids['ga']}:3", "-k", "res-1").code == 4
     assert type_counts(db, ids["ga"]) == (0, 2)
+
+
+# -------------------------------------------------------------- group commit (batches)
+
+
+def test_purchase_many_matches_one_by_one_semantics(shop):
+    db, ids, s = shop
+    first = buy(s, [f"{ids['vip']}:1"], idempotency_key="seen")
+    reqs = [
+        orders.OrderRequest.parse(items=[f"{ids['ga']}:2"], pay="cash", idempotency_key="g1"),
+        orders.OrderRequest.parse(items=[f"{ids['vip']}:5"], pay="cash", idempotency_key="g2"),
+        orders.OrderRequest.parse(
+            items=[f"{ids['ga']}:1"], pay="card", card=DECLINED_CARD, idempotency_key="g3"
+        ),
+        orders.OrderRequest.parse(items=[f"{ids['vip']}:1"], pay="cash", idempotency_key="seen"),
+        orders.OrderRequest.parse(
+            items=[f"{ids['ga']}:1"], pay="card", card=TIMEOUT_CARD, idempotency_key="g5"
+        ),
+        orders.OrderRequest.parse(
+            items=[f"{ids['vip']}:4"], pay="card", card=OK_CARD, idempotency_key="g6"
+        ),
+    ]
+    out = orders.purchase_many(s, reqs)
+    assert isinstance(out[0], orders.OrderResult) and out[0].order["status"] == "PAID"
+    assert isinstance(out[1], TicketHubError) and out[1].code == ErrorCode.SOLD_OUT
+    assert isinstance(out[2], TicketHubError) and out[2].code == ErrorCode.PAYMENT_DECLINED
+    assert isinstance(out[3], orders.OrderResult) and out[3].replayed
+    assert out[3].order["id"] == first.order["id"]
+    assert isinstance(out[4], TicketHubError) and out[4].code == ErrorCode.PAYMENT_UNKNOWN
+    assert isinstance(out[5], orders.OrderResult) and len(out[5].order["tickets"]) == 4
+    assert type_counts(db, ids["vip"]) == (5, 0)
+    assert type_counts(db, ids["ga"]) == (2, 1)  # the unknown-outcome order still holds
+    again = orders.purchase_many(s, reqs)  # a re-run replays, never sells twice
+    assert [isinstance(o, TicketHubError) for o in again] == [
+        False,
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
+    assert all(o.replayed for o in again if isinstance(o, orders.OrderResult))
+    # "seen" + g1, g3 (declined), g5 (now PAID on resume), g6; g2 was never reserved
+    assert count(db, "SELECT count(*) FROM orders") == 5
+    assert count(db, "SELECT count(*) FROM mockpay_charges") == 3
+    assert type_counts(db, ids["ga"]) == (3, 0)
+    assert_healthy(s)

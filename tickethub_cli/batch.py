@@ -217,27 +217,93 @@ def _text(value: object, what: str) -> str | None:
     return str(value)
 
 
-def run_row(s: Session, row: Row) -> RowResult:
+GROUP = 50  # rows of a regular file that share their commits (see orders.purchase_many)
+
+
+def _prepare(row: Row) -> tuple[str | None, orders.OrderRequest | None, RowResult | None]:
+    """(key, request, None) for a runnable row, (key, None, failure) for a refused one."""
     key = None
     if row.data is not None and isinstance(row.data.get("idempotency_key"), str | int):
         key = str(row.data["idempotency_key"])
     if row.problem is not None or row.data is None:
         err = TicketHubError(ErrorCode.INVALID_INPUT, row.problem or "unreadable row")
-        return RowResult(row.number, key, False, error=err.to_dict())
+        return key, None, RowResult(row.number, key, False, error=err.to_dict())
     try:
-        result = orders.purchase(s, _request(row.data))
+        return key, _request(row.data), None
     except TicketHubError as err:
-        return RowResult(row.number, key, False, error=err.to_dict())
-    return RowResult(row.number, key, True, result.replayed, order=result.order)
+        return key, None, RowResult(row.number, key, False, error=err.to_dict())
 
 
-def run(s: Session, stream: BinaryIO, *, stop_on_error: bool = False) -> Iterator[RowResult]:
-    """Yield each row's result as it completes; the caller keeps the Summary."""
+def _as_row_result(number: int, key: str | None, outcome: Any) -> RowResult:
+    if isinstance(outcome, TicketHubError):
+        return RowResult(number, key, False, error=outcome.to_dict())
+    return RowResult(number, key, True, outcome.replayed, order=outcome.order)
+
+
+def _run_group(
+    s: Session, group: list[tuple[Row, str | None, orders.OrderRequest | None, RowResult | None]]
+) -> list[RowResult]:
+    requests = [req for _, _, req, _ in group if req is not None]
+    if len(requests) == 1:
+        try:
+            outcomes: list[Any] = [orders.purchase(s, requests[0])]
+        except TicketHubError as err:
+            outcomes = [err]
+    else:
+        outcomes = orders.purchase_many(s, requests) if requests else []
+    results, pending = [], iter(outcomes)
+    for row, key, req, failure in group:
+        results.append(failure if req is None else _as_row_result(row.number, key, next(pending)))
+    return results
+
+
+def run(
+    s: Session, stream: BinaryIO, *, stop_on_error: bool = False, group_size: int = 1
+) -> Iterator[RowResult]:
+    """Yield each row's result once it is final, in input order. With group_size > 1,
+    consecutive rows share their commits (a row whose key repeats one in the group starts a
+    new group); every result is still committed before it is yielded."""
+    group: list[tuple[Row, str | None, orders.OrderRequest | None, RowResult | None]] = []
+    keys: set[str] = set()
     for row in read_rows(stream):
-        result = run_row(s, row)
+        key, req, failure = _prepare(row)
+        if key is not None and key in keys:
+            yield from _flush(s, group, keys)
+        group.append((row, key, req, failure))
+        if key is not None:
+            keys.add(key)
+        if len(group) >= group_size:
+            for result in _flush(s, group, keys):
+                yield result
+                if stop_on_error and not result.ok:
+                    return
+    for result in _flush(s, group, keys):
         yield result
         if stop_on_error and not result.ok:
             return
+
+
+def _flush(
+    s: Session,
+    group: list[tuple[Row, str | None, orders.OrderRequest | None, RowResult | None]],
+    keys: set[str],
+) -> list[RowResult]:
+    results = _run_group(s, group) if group else []
+    group.clear()
+    keys.clear()
+    return results
+
+
+def is_regular_file(stream: BinaryIO) -> bool:
+    """True for a file on disk (also `- < file`): its rows are all there, so they can share
+    commits without delaying anyone's answer."""
+    import os
+    import stat
+
+    try:
+        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def open_input(path: str) -> BinaryIO:

@@ -282,6 +282,22 @@ def transaction(conn: sqlite3.Connection, *, durable: bool = True) -> Iterator[s
 
 
 @contextmanager
+def savepoint(conn: sqlite3.Connection, name: str = "step") -> Iterator[sqlite3.Connection]:
+    """A nested unit inside an open transaction: on an exception only its own work is undone
+    and the exception goes on; the transaction stays open."""
+    if not conn.in_transaction:
+        raise RuntimeError("savepoint() needs an open transaction")
+    conn.execute(f"SAVEPOINT {name}")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute(f"ROLLBACK TO {name}")
+        conn.execute(f"RELEASE {name}")
+        raise
+    conn.execute(f"RELEASE {name}")
+
+
+@contextmanager
 def snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """A consistent read of several statements (WAL readers never block writers)."""
     if conn.in_transaction:

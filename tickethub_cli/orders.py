@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from . import audit, clock, faults, idempotency, inventory, money, payments, tickets
 from . import validation as v
-from .db import snapshot, transaction
+from .db import savepoint, snapshot, transaction
 from .errors import ErrorCode, TicketHubError, invalid, invalid_state, not_found
 from .session import Session
 
@@ -457,26 +457,76 @@ def _finish_key_from_order(conn: sqlite3.Connection, key: str, row: sqlite3.Row)
         idempotency.finish(conn, key)
 
 
-def purchase(s: Session, req: OrderRequest) -> OrderResult:
-    """Reserve, charge and issue in one call; safe to retry with the same key."""
+@dataclass
+class _Plan:
+    """What phase (a) decided for one purchase request."""
+
+    req: OrderRequest
+    key: str
+    order_id: int | None = None
+    replayed: bool = False
+    replay: idempotency.KeyRecord | None = None
+
+
+def _begin_purchase(s: Session, req: OrderRequest) -> _Plan:
+    """Phase (a), inside the caller's transaction: a new reservation, a replay of a finished
+    key, or the resumption of a key whose worker died."""
     if req.pay is None:
         raise invalid("--pay is required: card (with --card NUMBER) or cash")
     key = req.idempotency_key or idempotency.generate_key()
     fp = req.fingerprint("purchase")
-    replay: idempotency.KeyRecord | None = None
+    rec = idempotency.get(s.conn, key)
+    if rec is None:
+        return _Plan(req, key, _reserve(s, req, key, fp, op="purchase"))
+    if _claim_existing(s, rec, fp) == "replay":
+        return _Plan(req, key, rec.order_id, True, idempotency.get(s.conn, key))
+    return _Plan(req, key, rec.order_id, True)
+
+
+def purchase(s: Session, req: OrderRequest) -> OrderResult:
+    """Reserve, charge and issue in one call; safe to retry with the same key."""
     with transaction(s.conn):
-        rec = idempotency.get(s.conn, key)
-        if rec is None:
-            order_id, replayed = _reserve(s, req, key, fp, op="purchase"), False
-        elif _claim_existing(s, rec, fp) == "replay":
-            replay = idempotency.get(s.conn, key)
-        else:
-            order_id, replayed = rec.order_id, True
-    if replay is not None:
-        return _replay(s, replay)
-    assert order_id is not None
+        plan = _begin_purchase(s, req)
+    if plan.replay is not None:
+        return _replay(s, plan.replay)
     faults.point("after_reserve")
-    return _complete(s, order_id, key, req.pay, req.card, replayed=replayed)
+    return _complete(s, plan)
+
+
+def purchase_many(s: Session, reqs: list[OrderRequest]) -> list[OrderResult | TicketHubError]:
+    """Purchases with group commit, for batches: every request's phase (a) shares one
+    transaction and every phase (c) another, each request in its own savepoint so a refusal
+    rolls back alone. Each result is final (committed) when returned; a crash leaves every
+    request at its recovery point, exactly as `purchase` would. Keys must be distinct."""
+    outcomes: list[OrderResult | TicketHubError | None] = [None] * len(reqs)
+    plans: dict[int, _Plan] = {}
+    with transaction(s.conn) as c:
+        for i, req in enumerate(reqs):
+            try:
+                with savepoint(c):
+                    plans[i] = _begin_purchase(s, req)
+            except TicketHubError as err:
+                outcomes[i] = err
+    live = {i: p for i, p in plans.items() if p.replay is None}
+    if live:
+        faults.point("after_reserve")
+    charges = {i: _charge(s, _order_row(s.conn, p.order_id), p.req) for i, p in live.items()}
+    if live:
+        faults.point("after_charge")
+    settled = {}
+    if live:
+        with transaction(s.conn) as c:
+            for i, p in live.items():
+                settled[i] = _settle_in_tx(s, p, charges[i])
+    for i, p in plans.items():
+        try:
+            if p.replay is not None:
+                outcomes[i] = _replay(s, p.replay)
+            else:
+                outcomes[i] = _finish(s, p, charges[i], *settled[i])
+        except TicketHubError as err:
+            outcomes[i] = err
+    return [o for o in outcomes if o is not None]
 
 
 def create_order(s: Session, req: OrderRequest) -> OrderResult:
@@ -527,38 +577,60 @@ def pay_order(s: Session, order_id: object, *, pay: str | None, card: str | None
             " WHERE id = ?",
             (pay, clock.now_text(), oid),
         )
-    return _complete(s, oid, rec.key, pay, card_digits, replayed=False)
+    payment = OrderRequest.model_construct(items=(), pay=pay, card=card_digits)
+    return _complete(s, _Plan(payment, rec.key, oid))
 
 
-def _charge(s: Session, row: sqlite3.Row, method: str, card: str | None) -> payments.ChargeResult:
-    if method == "cash":
+def _charge(s: Session, row: sqlite3.Row, req: OrderRequest) -> payments.ChargeResult:
+    if req.pay == "cash":
         return payments.ChargeResult("captured", None, "cash taken by the operator")
-    if card is None:  # resumed without a card (cannot happen through the CLI): ask, never guess
+    if req.card is None:  # resumed without a card (cannot happen through the CLI): ask only
         return s.provider.lookup(row["id"]) or payments.ChargeResult("unknown")
-    return s.provider.charge(row["id"], row["total_minor"], card)
+    return s.provider.charge(row["id"], row["total_minor"], req.card)
 
 
-def _complete(
-    s: Session, order_id: int, key: str, method: str, card: str | None, *, replayed: bool
-) -> OrderResult:
+def _complete(s: Session, plan: _Plan) -> OrderResult:
     """Phases (b) and (c): charge outside any transaction, then settle the order."""
-    row = _order_row(s.conn, order_id)
-    result = _charge(s, row, method, card)
+    assert plan.order_id is not None
+    result = _charge(s, _order_row(s.conn, plan.order_id), plan.req)
     faults.point("after_charge")
+    with transaction(s.conn):
+        settled = _settle_in_tx(s, plan, result)
+    return _finish(s, plan, result, *settled)
+
+
+def _settle_in_tx(
+    s: Session, plan: _Plan, result: payments.ChargeResult
+) -> tuple[dict[str, Any], bool, tuple[str, str] | None]:
+    """Phase (c) inside the caller's transaction: (order, refund needed, final failure)."""
+    c, order_id, key = s.conn, plan.order_id, plan.key
+    assert order_id is not None and plan.req.pay is not None
     refund = False
     failure: tuple[str, str] | None = None
-    with transaction(s.conn) as c:
-        row = _order_row(c, order_id)
-        if row["status"] != "PENDING":
-            # settled meanwhile (reconcile, callback): never take money for a dead order
-            refund = result.status == "captured" and method == "card" and row["status"] != "PAID"
-            _finish_key_from_order(c, key, row)
-            rec = idempotency.get(c, key)
-            if rec is not None and rec.result_code:
-                failure = (rec.result_code, rec.result_message or rec.result_code)
-        else:
-            failure = _settle(s, row, key, method, result)
-        order = order_dict(c, _order_row(c, order_id))
+    row = _order_row(c, order_id)
+    if row["status"] != "PENDING":
+        # settled meanwhile (reconcile, callback): never take money for a dead order
+        refund = result.status == "captured" and plan.req.pay == "card"
+        refund = refund and row["status"] != "PAID"
+        _finish_key_from_order(c, key, row)
+        rec = idempotency.get(c, key)
+        if rec is not None and rec.result_code:
+            failure = (rec.result_code, rec.result_message or rec.result_code)
+    else:
+        failure = _settle(s, row, key, plan.req.pay, result)
+    return order_dict(c, _order_row(c, order_id)), refund, failure
+
+
+def _finish(
+    s: Session,
+    plan: _Plan,
+    result: payments.ChargeResult,
+    order: dict[str, Any],
+    refund: bool,
+    failure: tuple[str, str] | None,
+) -> OrderResult:
+    """After phase (c) committed: refund a charge for a dead order, then answer."""
+    order_id, key = order["id"], plan.key
     if refund:
         refund_order_payment(s, order_id, order["total_minor"], "charge after order ended")
         order = get_order(s, order_id)
@@ -574,7 +646,7 @@ def _complete(
         raise TicketHubError(
             ErrorCode(failure[0]), failure[1], order_id=order_id, details={"idempotency_key": key}
         )
-    return OrderResult(order, replayed)
+    return OrderResult(order, plan.replayed)
 
 
 def _settle(

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 OK, DECLINED, TIMEOUT = "4242424242424242", "4000000000000002", "4000000000000119"
 SECRET = "chaos-secret"
 FAULTS = ("after_reserve", "after_charge", "before_issue")
-SELLER_CODES = {0, 4, 5, 6, 137, -signal.SIGKILL}
+SELLER_CODES = {0, 4, 5, 6, 8, 137, -signal.SIGKILL}  # 8: a batch with some failed rows
 
 
 def exe() -> str:
@@ -75,6 +75,7 @@ class Chaos:
         self.report = Report()
         self.keys: dict[str, list[str]] = {}
         self.callback_ids: list[tuple[str, bytes]] = []
+        self.batch_rows: dict[str, str] = {}
         self.tmp = tempfile.mkdtemp(prefix="th-chaos-")
 
     # ---------------------------------------------------------------------------- setup
@@ -120,7 +121,9 @@ class Chaos:
                     return "cancel", ["order", "cancel", str(oid), "--reason", "chaos"], env
                 card = rng.choice([OK, DECLINED, TIMEOUT])
                 return "pay", ["order", "pay", str(oid), "--pay", "card", "--card", card], env
-        if roll < 0.32:
+        if roll < 0.38:
+            return self.batch_args(env)
+        if roll < 0.44:
             type_id = rng.choice(self.types)
             return (
                 "create",
@@ -154,6 +157,30 @@ class Chaos:
         if rng.random() < 0.12:
             env["TICKETHUB_FAULT"] = rng.choice(FAULTS)
         return "purchase", args, env
+
+    def batch_args(self, env: dict[str, str]) -> tuple[str, list[str], dict[str, str]]:
+        """A small batch file; its keys come from their own pool, each always the same row,
+        so re-runs replay and never conflict."""
+        rng = self.rng
+        rows = []
+        for _ in range(rng.randint(2, 8)):
+            key = f"bkey-{rng.randint(0, 40)}"
+            if key not in self.batch_rows:
+                pay = rng.choices(["ok", "cash", "declined", "timeout"], [6, 3, 1, 1])[0]
+                card = {"ok": OK, "declined": DECLINED, "timeout": TIMEOUT}.get(pay, "")
+                self.batch_rows[key] = (
+                    f"{key},{rng.choice(self.types)},{rng.randint(1, 3)},,,"
+                    f"{'cash' if pay == 'cash' else 'card'},{card}"
+                )
+            if all(not r.startswith(key + ",") for r in rows):
+                rows.append(self.batch_rows[key])
+        path = os.path.join(self.tmp, f"batch-{rng.randint(0, 10**9)}.csv")
+        with open(path, "w") as fh:
+            fh.write("idempotency_key,ticket_type_id,quantity,email,name,pay,card\n")
+            fh.write("\n".join(rows) + "\n")
+        if rng.random() < 0.12:
+            env["TICKETHUB_FAULT"] = rng.choice(FAULTS)
+        return "batch", ["batch", path], env
 
     def random_order(self) -> int | None:
         with sqlite3.connect(self.db) as conn:

@@ -57,7 +57,8 @@ def batch_cmd(
     try:
         with progress or nullcontext():
             task = progress.add_task("selling", total=_count_rows(path)) if progress else None
-            for result in batch.run(s, stream, stop_on_error=stop_on_error):
+            group = 1 if stop_on_error or not batch.is_regular_file(stream) else batch.GROUP
+            for result in batch.run(s, stream, stop_on_error=stop_on_error, group_size=group):
                 summary.add(result)
                 if as_json:
                     render.emit_json(result.to_json())
