@@ -7,8 +7,6 @@ code at the same instant admit it once. A failed scan never touches the real tic
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
 from typing import Any
 
 from . import audit, clock, codes
@@ -30,15 +28,28 @@ SHOWN_INPUT = 64  # what of an input we echo and store; the rest is only hashed
 MAX_INPUT = 4096  # longer input is MALFORMED without being read further
 
 
-@dataclass(frozen=True)
 class ScanResult:
-    code: str
-    result: str
-    ticket_id: int | None = None
-    event_id: int | None = None
-    first_used_at: str | None = None
-    gate: str | None = None
-    dry_run: bool = False
+    """One scan's outcome (a plain class: a gate builds thousands of them)."""
+
+    __slots__ = ("code", "dry_run", "event_id", "first_used_at", "gate", "result", "ticket_id")
+
+    def __init__(
+        self,
+        code: str,
+        result: str,
+        ticket_id: int | None = None,
+        event_id: int | None = None,
+        first_used_at: str | None = None,
+        gate: str | None = None,
+        dry_run: bool = False,
+    ) -> None:
+        self.code = code
+        self.result = result
+        self.ticket_id = ticket_id
+        self.event_id = event_id
+        self.first_used_at = first_used_at
+        self.gate = gate
+        self.dry_run = dry_run
 
     @property
     def exit_code(self) -> int:
@@ -66,6 +77,16 @@ def _shown(raw: str) -> str:
     """The input as we echo it: printable, bounded."""
     text = "".join(ch if ch.isprintable() else "\ufffd" for ch in raw[:SHOWN_INPUT])
     return text + ("…" if len(raw) > SHOWN_INPUT else "")
+
+
+def _digest(raw: str) -> str | None:
+    """A fingerprint of an input too long to store whole (fraud checks can still match it);
+    short inputs are stored as they are."""
+    if len(raw) <= SHOWN_INPUT:
+        return None
+    import hashlib
+
+    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def check_event(s: Session, event_id: object) -> int:
@@ -158,7 +179,7 @@ class Gate:
                 self.gate,
                 self.s.operator,
                 code[:SHOWN_INPUT] if code else _shown(raw),
-                hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest(),
+                _digest(raw),
                 result.ticket_id,
                 result.result,
                 int(self.dry_run),
@@ -212,12 +233,12 @@ def undo(s: Session, raw: str, event_id: object, *, reason: str | None = None) -
     }
 
 
-@dataclass
 class Counters:
-    scanned: int = 0
-    admitted: int = 0
+    """Running totals of a gate session."""
 
-    def __post_init__(self) -> None:
+    def __init__(self) -> None:
+        self.scanned = 0
+        self.admitted = 0
         self.rejected = dict.fromkeys(REJECTIONS, 0)
 
     def add(self, result: ScanResult) -> None:

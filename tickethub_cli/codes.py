@@ -8,8 +8,6 @@ changes the sum, so it is caught. Codes whose check would be 36 (no character) a
 
 from __future__ import annotations
 
-import secrets
-
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _VALUE = {ch: i for i, ch in enumerate(ALPHABET)}
 LENGTH = 24
@@ -40,6 +38,8 @@ def _base36(number: int, width: int) -> str:
 
 
 def generate() -> str:
+    import secrets  # only sellers need it; a gate process starts faster without
+
     while True:  # one unbiased draw from `secrets` per code, not one syscall per character
         body = _base36(secrets.randbelow(_BODY_SPACE), LENGTH - 1)
         check = check_char(body)

@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote
 
 from .errors import ErrorCode, TicketHubError
 
@@ -107,7 +106,10 @@ def _configure(conn: sqlite3.Connection) -> None:
 
 
 def _raw_connect(path: str, mode: str) -> sqlite3.Connection:
-    uri = f"file:{quote(Path(path).absolute().as_posix())}?mode={mode}"
+    # escape what a URI would misread; the rest of a file name may stand as it is
+    name = Path(path).absolute().as_posix()
+    name = name.replace("%", "%25").replace("?", "%3F").replace("#", "%23")
+    uri = f"file:{name}?mode={mode}"
     conn = sqlite3.connect(uri, uri=True, isolation_level=None)
     conn.row_factory = sqlite3.Row
     return conn

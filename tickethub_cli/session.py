@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import db
@@ -32,12 +31,16 @@ def default_db_path() -> str:
     return os.environ.get("TICKETHUB_DB", "").strip() or "tickethub.db"
 
 
-@dataclass
 class Session:
-    conn: sqlite3.Connection
-    path: str
-    operator: str = field(default_factory=default_operator)
-    _provider: PaymentProvider | None = None
+    """A connection and who is acting (a plain class: it is built on every command)."""
+
+    __slots__ = ("_provider", "conn", "operator", "path")
+
+    def __init__(self, conn: sqlite3.Connection, path: str, operator: str | None = None) -> None:
+        self.conn = conn
+        self.path = path
+        self.operator = operator or default_operator()
+        self._provider: PaymentProvider | None = None
 
     @property
     def provider(self) -> PaymentProvider:
