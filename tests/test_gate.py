@@ -391,3 +391,22 @@ def test_report_numbers_against_a_known_sequence(tmp_path):
     assert lines[0].startswith("id,name,capacity") and len(lines) == 4
     assert cli(path, "report", "--event", "999").code == 3
     s.close()
+
+
+def test_print_dir_that_cannot_be_written_refuses_before_selling(venue, tmp_path):
+    v = venue
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    before = dump(v["db"])
+    out = cli(
+        v["db"],
+        "sell",
+        "-i",
+        f"{v['ids']['ga']}:1",
+        "--pay",
+        "cash",
+        "--print-dir",
+        str(blocker / "sub"),
+    )
+    assert out.code == 2 and out.error["code"] == "INVALID_INPUT"
+    assert dump(v["db"]) == before

@@ -35,14 +35,20 @@ def write(code: str, directory: str, *, fmt: str = "png", stem: str | None = Non
     return path
 
 
-def export(tickets: list[dict[str, Any]], directory: str, *, fmt: str = "png") -> list[str]:
-    """One image per ticket, named after order, ticket id and code."""
+def ready_dir(directory: str) -> str:
+    """Create the folder if needed and make sure we can write there, before anything is sold."""
     try:
         os.makedirs(directory, exist_ok=True)
     except OSError as exc:
         raise invalid(f"cannot create {directory}: {exc.strerror}") from None
     if not os.access(directory, os.W_OK):
         raise invalid(f"cannot write to {directory}")
+    return directory
+
+
+def export(tickets: list[dict[str, Any]], directory: str, *, fmt: str = "png") -> list[str]:
+    """One image per ticket, named after order, ticket id and code."""
+    ready_dir(directory)
     return [
         write(
             codes.canonical(t["code"]),

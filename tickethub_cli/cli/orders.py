@@ -111,10 +111,12 @@ def purchase_cmd(
         idempotency_key=idempotency_key,
         hold_minutes=hold_minutes,
     )
-    result = orders.purchase(session(ctx), req)
-    if print_dir is not None:
+    if print_dir is not None:  # refuse a bad folder before selling, not after
         from .. import qr
 
+        qr.ready_dir(print_dir)
+    result = orders.purchase(session(ctx), req)
+    if print_dir is not None:
         files = qr.export(result.order["tickets"], print_dir)
         if not is_json(ctx):
             render.line(f"printed {len(files)} ticket(s) to {print_dir}")
