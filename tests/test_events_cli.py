@@ -334,3 +334,9 @@ def test_python_dash_m_works(tmp_path):
         text=True,
     )
     assert done.returncode == 0 and '"schema_version"' in done.stdout
+
+
+def test_a_group_without_its_subcommand_prints_its_help_once():
+    result = CliRunner().invoke(app, ["order"])
+    assert result.exit_code == 2
+    assert (result.stdout + result.stderr).count("Usage:") == 1

@@ -80,9 +80,8 @@ class TicketHubGroup(TyperGroup):
             render.error(err, as_json=as_json)
             code = err.exit_code
         except typer.TyperException as exc:
-            if type(exc).__name__ == "NoArgsIsHelpError" and getattr(exc, "ctx", None):
-                sys.stdout.write(exc.ctx.get_help() + "\n")  # type: ignore[attr-defined]
-                code = 2
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                code = 2  # a group without its subcommand: Typer has printed its help
             else:
                 err = _usage_error(exc)
                 render.error(err, as_json=as_json)
