@@ -118,13 +118,12 @@ def gate_cmd(ctx: typer.Context, event: EventOpt, gate: GateOpt = None) -> None:
             results = g.scan_many(raws)
             for result in results:
                 counters.add(result)
+                if tty and not as_json:
+                    _panel(result, counters)  # the running totals as of this scan
             if as_json:
                 sys.stdout.write("".join(render.dumps(r.to_json()) + "\n" for r in results))
                 sys.stdout.flush()
-            elif tty:
-                for result in results:
-                    _panel(result, counters)
-            else:
+            elif not tty:
                 print("\n".join(_line(r) for r in results), flush=True)
     except KeyboardInterrupt:
         pass
