@@ -66,10 +66,30 @@ def table(
     right = set(numeric)
     t = Table(title=title, caption=caption, title_justify="left", header_style="bold")
     for col in columns:
-        t.add_column(col, justify="right" if col in right else "left", overflow="fold")
+        t.add_column(
+            col,
+            justify="right" if col in right else "left",
+            overflow="fold",
+            no_wrap=col in right or col in _UNBROKEN,
+        )
     for row in rows:
         t.add_row(*("" if cell is None else str(cell) for cell in row))
     console().print(t)
+
+
+# columns whose values read badly when broken across lines (times, codes, ids)
+_UNBROKEN = {
+    "id",
+    "at",
+    "created",
+    "starts at",
+    "from",
+    "checked in",
+    "code",
+    "total",
+    "price",
+    "revenue",
+}
 
 
 def fields(title: str, pairs: Sequence[tuple[str, Any]], *, style: str = "cyan") -> None:
