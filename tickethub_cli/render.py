@@ -71,6 +71,7 @@ def table(
             justify="right" if col in right else "left",
             overflow="fold",
             no_wrap=col in right or col in _UNBROKEN,
+            min_width=len(col),
         )
     for row in rows:
         t.add_row(*("" if cell is None else str(cell) for cell in row))
