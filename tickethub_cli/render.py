@@ -70,27 +70,11 @@ def table(
             col,
             justify="right" if col in right else "left",
             overflow="fold",
-            no_wrap=col in right or col in _UNBROKEN,
-            min_width=len(col),
+            no_wrap=col in right,  # numbers are short; text folds to fit the terminal
         )
     for row in rows:
         t.add_row(*("" if cell is None else str(cell) for cell in row))
     console().print(t)
-
-
-# columns whose values read badly when broken across lines (times, codes, ids)
-_UNBROKEN = {
-    "id",
-    "at",
-    "created",
-    "starts at",
-    "from",
-    "checked in",
-    "code",
-    "total",
-    "price",
-    "revenue",
-}
 
 
 def fields(title: str, pairs: Sequence[tuple[str, Any]], *, style: str = "cyan") -> None:
