@@ -130,6 +130,10 @@ def main() -> None:
         f"| command wall time p50 / p99 | {c['p50_s'] * 1000:.0f} ms / {c['p99_s'] * 1000:.0f} ms |"
     )
     print(f"| held seats left over (must be 0) | {c['held_after']} |")
+    print(
+        "\nThe command wall time is 16 Python start-ups (about 0.35 s of CPU each) sharing 2"
+        " cores; the write lock itself is held for about a millisecond per commit."
+    )
     print()
 
 
