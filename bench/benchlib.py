@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -47,3 +51,41 @@ def fresh_shop(directory: str, *, capacity: int, name: str = "bench.db") -> tupl
     )
     s.close()
     return path, tt["id"]
+
+
+def start_gate(path: str, event_id: int, gate: str = "bench") -> subprocess.Popen[str]:
+    """A `tickethub --json gate` process with line-buffered pipes."""
+    return subprocess.Popen(
+        [tickethub_exe(), "--db", path, "--json", "gate", "--event", str(event_id), "--gate", gate],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+    )
+
+
+def gate_round_trips(path: str, event_id: int, codes: list[str]) -> dict[str, Any]:
+    """A scanner's pace: write one code, wait for its answer, then the next (no grouping).
+    Returns scans/s, round-trip p50/p99 in ms and the count of each result."""
+    p = start_gate(path, event_id, "scanner")
+    assert p.stdin is not None and p.stdout is not None
+    times: list[float] = []
+    results: dict[str, int] = {}
+    begin = time.perf_counter()
+    for code in codes:
+        start = time.perf_counter()
+        p.stdin.write(code + "\n")
+        p.stdin.flush()
+        answer = json.loads(p.stdout.readline())
+        times.append(time.perf_counter() - start)
+        results[answer["result"]] = results.get(answer["result"], 0) + 1
+    elapsed = time.perf_counter() - begin
+    p.stdin.close()
+    p.wait()
+    return {
+        "rate": len(codes) / elapsed,
+        "p50_ms": median(times) * 1000,
+        "p99_ms": percentile(times, 99) * 1000,
+        "scans": len(codes),
+        "results": results,
+    }

@@ -10,10 +10,16 @@ from __future__ import annotations
 import argparse
 import os
 import sqlite3
-import subprocess
 import time
 
-from benchlib import fresh_shop, median, percentile, scratch_dir, tickethub_exe
+from benchlib import (
+    fresh_shop,
+    gate_round_trips,
+    median,
+    percentile,
+    scratch_dir,
+    start_gate,
+)
 
 
 def sold_codes(n: int) -> tuple[str, list[str], int]:
@@ -60,23 +66,7 @@ def raw_loop(codes: list[str]) -> float:
 
 def timed_gate(path: str, event_id: int, codes: list[str]) -> tuple[float, float]:
     """Scans/s of the whole process, and of the scans alone (first answer to last)."""
-    p = subprocess.Popen(
-        [
-            tickethub_exe(),
-            "--db",
-            path,
-            "--json",
-            "gate",
-            "--event",
-            str(event_id),
-            "--gate",
-            "bench",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        bufsize=1,
-    )
+    p = start_gate(path, event_id)
     assert p.stdin is not None and p.stdout is not None
     import threading
 
@@ -97,40 +87,6 @@ def timed_gate(path: str, event_id: int, codes: list[str]) -> tuple[float, float
     if p.returncode != 0 or n != len(codes) + 1:
         raise SystemExit(f"gate run failed (exit {p.returncode}, {n} lines)")
     return len(codes) / (end - started), (len(codes) - 1) / (end - first)
-
-
-def interactive_gate(path: str, event_id: int, codes: list[str]) -> tuple[float, float, float]:
-    """A scanner's pace: write one code, wait for its answer, then the next (no grouping)."""
-    p = subprocess.Popen(
-        [
-            tickethub_exe(),
-            "--db",
-            path,
-            "--json",
-            "gate",
-            "--event",
-            str(event_id),
-            "--gate",
-            "scanner",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        bufsize=1,
-    )
-    assert p.stdin is not None and p.stdout is not None
-    times = []
-    start = time.perf_counter()
-    for code in codes:
-        t = time.perf_counter()
-        p.stdin.write(code + "\n")
-        p.stdin.flush()
-        p.stdout.readline()
-        times.append(time.perf_counter() - t)
-    elapsed = time.perf_counter() - start
-    p.stdin.close()
-    p.wait()
-    return len(codes) / elapsed, median(times) * 1000, percentile(times, 99) * 1000
 
 
 def library_latency(path: str, event_id: int, codes: list[str]) -> tuple[float, float]:
@@ -158,7 +114,8 @@ def main() -> None:
     path2, codes2, event2 = sold_codes(min(args.scans, 3000))
     p50, p99 = library_latency(path2, event2, codes2)
     path3, codes3, event3 = sold_codes(min(args.scans, 2000))
-    one_rate, one_p50, one_p99 = interactive_gate(path3, event3, codes3)
+    trips = gate_round_trips(path3, event3, codes3)
+    one_rate, one_p50, one_p99 = trips["rate"], trips["p50_ms"], trips["p99_ms"]
     print("## Gate (issue 4)\n")
     print(
         f"Command: `.venv/bin/python bench/gate.py --scans {args.scans}` "

@@ -8,14 +8,13 @@ latency p50/p99 against it, and `report` wall time (goal: under 1 s).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import sqlite3
 import subprocess
 import time
 
-from benchlib import fresh_shop, median, percentile, scratch_dir, tickethub_exe
+from benchlib import fresh_shop, gate_round_trips, median, scratch_dir, tickethub_exe
 
 PER_ORDER = 1000
 
@@ -63,40 +62,7 @@ def gate_latency(path: str, event_id: int, scans: int) -> dict[str, float] | Non
             )
         ]
     random.shuffle(codes)
-    p = subprocess.Popen(
-        [
-            tickethub_exe(),
-            "--db",
-            path,
-            "--json",
-            "gate",
-            "--event",
-            str(event_id),
-            "--gate",
-            "bench",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        bufsize=1,
-    )
-    assert p.stdin is not None and p.stdout is not None
-    times, results = [], {}
-    for code in codes:
-        start = time.perf_counter()
-        p.stdin.write(code + "\n")
-        p.stdin.flush()
-        answer = json.loads(p.stdout.readline())
-        times.append(time.perf_counter() - start)
-        results[answer["result"]] = results.get(answer["result"], 0) + 1
-    p.stdin.close()
-    p.wait()
-    return {
-        "p50_ms": median(times) * 1000,
-        "p99_ms": percentile(times, 99) * 1000,
-        "scans": len(times),
-        "results": results,
-    }
+    return gate_round_trips(path, event_id, codes)
 
 
 def report_time(path: str, event_id: int, runs: int = 5) -> float | None:
