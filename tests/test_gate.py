@@ -410,3 +410,53 @@ def test_print_dir_that_cannot_be_written_refuses_before_selling(venue, tmp_path
     )
     assert out.code == 2 and out.error["code"] == "INVALID_INPUT"
     assert dump(v["db"]) == before
+
+
+def test_gate_on_a_terminal_shows_panels_counters_and_a_bell_on_reject(venue):
+    """The scanner loop on a real pseudo-terminal: a big ADMIT or REJECT panel per scan,
+    the reason, running counters, a bell on REJECT, a summary at EOF."""
+    import pty
+    import select
+
+    v = venue
+    master, slave = pty.openpty()
+    p = subprocess.Popen(
+        [
+            tickethub_exe(),
+            "--db",
+            v["db"],
+            "gate",
+            "--event",
+            str(v["ids"]["event"]),
+            "--gate",
+            "tty",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=slave,
+        stderr=slave,
+        env={**os.environ, "COLUMNS": "80", "TERM": "xterm"},
+    )
+    os.close(slave)
+    assert p.stdin is not None
+    p.stdin.write(f"{v['codes'][0]}\n{v['codes'][0]}\n".encode())
+    p.stdin.close()
+    chunks = []
+    while True:
+        ready, _, _ = select.select([master], [], [], 30)
+        if not ready:
+            break
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert p.wait(timeout=30) == 0
+    screen = b"".join(chunks).decode("utf-8", "replace")
+    assert "ADMIT" in screen and "REJECT" in screen
+    assert "already used (ALREADY_USED)" in screen and "at gate tty" in screen
+    assert "scanned 2 · admitted 1 · rejected 1" in screen
+    assert "\a" in screen  # the bell on REJECT
+    assert "Gate summary" in screen
