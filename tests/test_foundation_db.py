@@ -210,3 +210,29 @@ def test_wal_and_full_sync(tmp_path):
     assert s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert s.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert s.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def test_the_library_exposes_every_domain_module():
+    for name in (
+        "batch",
+        "callbacks",
+        "checkin",
+        "clock",
+        "codes",
+        "db",
+        "doctor",
+        "errors",
+        "events",
+        "money",
+        "order_requests",
+        "orders",
+        "payments",
+        "qr",
+        "reconcile",
+        "reports",
+        "tickets",
+    ):
+        assert getattr(th, name).__name__ == f"tickethub_cli.{name}"
+    assert th.open_session and th.init_session and th.TicketHubError
+    with pytest.raises(AttributeError):
+        _ = th.no_such_thing

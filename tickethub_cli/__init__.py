@@ -20,6 +20,7 @@ _LAZY = {
 _MODULES = {
     "batch",
     "callbacks",
+    "checkin",
     "clock",
     "codes",
     "db",
@@ -27,9 +28,12 @@ _MODULES = {
     "errors",
     "events",
     "money",
+    "order_requests",
     "orders",
     "payments",
+    "qr",
     "reconcile",
+    "reports",
     "tickets",
 }
 
