@@ -198,14 +198,18 @@ def test_bad_input(box, args, code, as_json):
     assert result.exit_code == code, (args, result.stderr)
     assert result.stdout == ""
     assert "Traceback" not in result.stderr
+    missing_name = args[:2] == ["event", "create"] and "--name" not in args
+    usage = args[0] == "no-such-command" or missing_name
+    expected = "NOT_FOUND" if code == 3 else "USAGE" if usage else "INVALID_INPUT"
+    lines = result.stderr.strip().splitlines()
     if as_json:
         import json
 
-        error = json.loads(result.stderr)["error"]
-        assert error["code"] in ("INVALID_INPUT", "USAGE", "NOT_FOUND")
+        assert len(lines) == 1, result.stderr
+        assert json.loads(lines[0])["error"]["code"] == expected
     else:
-        assert result.stderr.startswith("error: ")
-        assert len(result.stderr.strip().splitlines()) <= 2  # the line, maybe a hint
+        assert lines[0].startswith("error: ") and lines[0].endswith(f"[{expected}]")
+        assert all(line.startswith("hint: ") for line in lines[1:2]) and len(lines) <= 2
     assert dump(path) == before
 
 

@@ -3,6 +3,7 @@ refusal of foreign, newer or damaged files, append-only audit, schema CHECKs."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import stat
@@ -78,34 +79,46 @@ def test_busy_database_fails_with_db_busy_after_the_budget_and_changes_nothing(t
     assert holder.returncode == 0
 
 
+# The real CLI entry point, with the retry loop's back-off instrumented: it says "waiting" on
+# stderr the first time it backs off, i.e. once it has actually met the other writer's lock.
+WAIT_THEN_RUN = r"""
+import sys, time, types
+from tickethub_cli import db
+from tickethub_cli.cli import main
+told = []
+def sleep(seconds):
+    if not told:
+        told.append(1)
+        print("waiting", file=sys.stderr, flush=True)
+    time.sleep(seconds)
+db.time = types.SimpleNamespace(monotonic=time.monotonic, sleep=sleep)
+sys.argv = ["tickethub", *sys.argv[1:]]
+main()
+"""
+
+
+CREATE_LATER = ["event", "create", "--name", "Later", "--starts-at", "2027-01-01T00:00:00Z"]
+
+
 def test_busy_retry_waits_for_a_lock_released_within_the_budget(tmp_path):
     path = str(tmp_path / "wait.db")
     seed(path)
     holder = _holder(path)
     waiting = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            (
-                "import sys, tickethub_cli as th\n"
-                "from tickethub_cli import events\n"
-                "s = th.open_session(sys.argv[1])\n"
-                "print('trying', flush=True)\n"
-                "e = events.create_event(s, name='Later', starts_at='2027-01-01T00:00:00Z')\n"
-                "print(e['id'], flush=True)\n"
-            ),
-            path,
-        ],
+        [sys.executable, "-c", WAIT_THEN_RUN, "--db", path, "--json", *CREATE_LATER],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "TICKETHUB_BUSY_TIMEOUT": "30"},
     )
-    assert waiting.stdout is not None and waiting.stdout.readline().strip() == "trying"
-    holder.communicate("go\n", timeout=30)  # release while the other is retrying
+    try:
+        assert waiting.stderr is not None and waiting.stderr.readline().strip() == "waiting"
+    finally:
+        holder.communicate("go\n", timeout=30)  # release while the command is retrying
     out, err = waiting.communicate(timeout=60)
     assert waiting.returncode == 0, err
-    assert out.strip() == "3"
+    assert json.loads(out)["event"]["id"] == 3
+    assert holder.returncode == 0  # the holder's own transaction committed too
 
 
 def test_transaction_helper_raises_db_busy_in_process(tmp_path, monkeypatch):
