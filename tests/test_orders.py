@@ -617,3 +617,29 @@ def test_purchase_many_matches_one_by_one_semantics(shop):
     assert count(db, "SELECT count(*) FROM mockpay_charges") == 3
     assert type_counts(db, ids["ga"]) == (3, 0)
     assert_healthy(s)
+
+
+def test_order_list_for_an_unknown_event_is_not_found(shop):
+    db, _, _ = shop
+    out = cli(db, "order", "list", "--event", "99")
+    assert out.code == 3 and out.error["code"] == "NOT_FOUND"
+
+
+def test_order_pay_with_cash_and_a_card_is_bad_input_first(shop):
+    db, ids, s = shop
+    oid = buy(s, [f"{ids['ga']}:1"]).order["id"]  # already PAID: input is judged first
+    out = cli(db, "order", "pay", str(oid), "--pay", "cash", "--card", OK_CARD)
+    assert out.code == 2 and out.error["code"] == "INVALID_INPUT"
+
+
+def test_overridden_failure_callback_says_so_in_the_history(shop, tmp_path):
+    db, ids, _ = shop
+    out = cli(db, "purchase", "-i", f"{ids['ga']}:1", "--pay", "card", "--card", TIMEOUT_CARD)
+    oid = out.error["order_id"]
+    res = send(
+        db, tmp_path, {"id": "ovr", "order_id": oid, "status": "failed", "amount_minor": 2000}
+    )
+    assert (
+        "failed, but the provider holds a captured charge"
+        in (res.json["order"]["history"][-1]["reason"])
+    )

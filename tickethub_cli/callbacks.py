@@ -117,7 +117,8 @@ def handle(s: Session, payload: bytes, signature: str) -> dict[str, Any]:
 
 def _apply(s: Session, row: Any, status: str, provider_says: str | None) -> str:
     c, status_now = s.conn, row["status"]
-    if status == "failed" and status_now == "PENDING" and provider_says == "captured":
+    overridden = status == "failed" and status_now == "PENDING" and provider_says == "captured"
+    if overridden:
         status = "succeeded"  # the provider holds the money: the failure report is stale
     if status == "failed":
         if status_now != "PENDING":
@@ -151,7 +152,9 @@ def _apply(s: Session, row: Any, status: str, provider_says: str | None) -> str:
                 s.operator,
                 row,
                 method=row["pay_method"] or "card",
-                reason="provider callback: succeeded",
+                reason="provider callback: failed, but the provider holds a captured charge"
+                if overridden
+                else "provider callback: succeeded",
             )
             _finish_key(c, row["id"], failed=False)
             return "applied"

@@ -44,8 +44,8 @@ def exponent(currency: str) -> int:
 
 def parse_amount(text: str, currency: str) -> int:
     """Parse "25" or "25.50" into minor units of `currency`, refusing anything ambiguous."""
-    value = text.strip()
-    match = _AMOUNT.match(value) if len(value) <= 32 else None
+    value = text
+    match = _AMOUNT.fullmatch(value) if len(value) <= 32 else None
     if not match:
         raise invalid(
             f"invalid amount {text[:40]!r}",

@@ -94,8 +94,11 @@ def list_orders(
 ) -> list[dict[str, Any]]:
     where, args = [], []
     if event_id is not None:
+        eid = v.parse_id(event_id, "event")
+        if s.conn.execute("SELECT 1 FROM events WHERE id = ?", (eid,)).fetchone() is None:
+            raise not_found("event", eid)
         where.append("o.event_id = ?")
-        args.append(v.parse_id(event_id, "event"))
+        args.append(eid)
     if status is not None:
         status = status.strip().upper()
         if status not in STATUSES:
@@ -445,6 +448,8 @@ def pay_order(s: Session, order_id: object, *, pay: str | None, card: str | None
     oid = v.parse_id(order_id, "order")
     if pay not in ("card", "cash"):
         raise invalid("--pay must be card (with --card NUMBER) or cash")
+    if pay == "cash" and card:
+        raise invalid("--card goes with --pay card")
     card_digits = v.card_number(card) if pay == "card" else None
     with transaction(s.conn) as c:
         row = _order_row(c, oid)

@@ -47,8 +47,8 @@ def error(err: TicketHubError, *, as_json: bool) -> None:
         line = f"error: {err.message} [{err.code}]"
         if err.order_id is not None and f"order {err.order_id}" not in err.message:
             line += f" (order {err.order_id})"
-        if err.hint:
-            line += f"\nhint: {err.hint}"
+        if err.hint:  # the contract is one line on stderr: the hint rides along on it
+            line += f"; hint: {err.hint}"
         sys.stderr.write(line + "\n")
     sys.stderr.flush()
 
@@ -91,7 +91,7 @@ def fields(title: str, pairs: Sequence[tuple[str, Any]], *, style: str = "cyan")
 
 
 def line(text: str, *, style: str | None = None) -> None:
-    console().print(text, style=style, markup=False)
+    console().print(text, style=style, markup=False, soft_wrap=True)
 
 
 def ticket_type_rows(types: Iterable[dict[str, Any]]) -> list[list[Any]]:

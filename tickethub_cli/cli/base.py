@@ -52,5 +52,11 @@ def root(
         typer.Option("--debug", envvar="TICKETHUB_DEBUG", help="Show tracebacks of bugs."),
     ] = False,
 ) -> None:
+    if db is not None and not db.strip():
+        from ..errors import invalid
+
+        raise invalid(
+            "--db must name a file", hint="omit --db to use TICKETHUB_DB or ./tickethub.db"
+        )
     who = validation.name(operator, "operator") if operator else default_operator()
     ctx.obj = Globals(db or default_db_path(), json_output, who, debug)
