@@ -213,3 +213,10 @@ def test_kill_9_half_way_then_rerun_completes_without_duplicates(shop, tmp_path)
     assert count(db, "SELECT count(*) FROM mockpay_charges") == rows // 2
     assert type_counts(db, ids["ga"]) == (rows, 0)
     healthy(db)
+
+
+def test_a_file_name_with_a_nul_byte_is_bad_input(shop):
+    """Regression (fuzzer): open() raises ValueError for it, which became INTERNAL."""
+    db, _ = shop
+    out = cli(db, "batch", "sales\x00.csv")
+    assert out.code == 2 and out.error["code"] == "INVALID_INPUT"

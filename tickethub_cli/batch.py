@@ -319,3 +319,5 @@ def open_input(path: str) -> BinaryIO:
         raise invalid(f"{path} is a directory, not a batch file") from None
     except OSError as exc:
         raise invalid(f"cannot read {path}: {exc.strerror}") from None
+    except ValueError:  # a NUL byte in the name: no file can have it
+        raise invalid("batch file name contains a NUL byte") from None
