@@ -138,7 +138,7 @@ CREATE TABLE scans (
     gate      TEXT,
     operator  TEXT NOT NULL,
     input     TEXT NOT NULL,
-    input_sha256 TEXT,              -- set when the input was too long to keep whole
+    input_sha256 TEXT,              -- set when `input` is not the whole input (too long, unprintable)
     ticket_id INTEGER,
     result    TEXT NOT NULL,
     dry_run   INTEGER NOT NULL DEFAULT 0

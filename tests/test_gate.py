@@ -101,7 +101,16 @@ def test_dry_run_answers_like_a_scan_and_admits_nothing(venue):
 
 @pytest.mark.parametrize(
     "raw",
-    ["", "   ", "x" * 100_000, "\x00\x01\x1b[2J", "ZZZZ-ZZZZ", "🎟️" * 30, "'; DELETE FROM tickets;"],
+    [
+        "",
+        "   ",
+        "x" * 100_000,
+        "\x00\x01\x1b[2J",
+        "ZZZZ-ZZZZ",
+        "🎟️" * 30,
+        "'; DELETE FROM tickets;",
+        "\udcff",
+    ],
 )
 def test_hostile_input_is_malformed_and_logged_bounded(venue, raw):
     v = venue
@@ -460,3 +469,196 @@ def test_gate_on_a_terminal_shows_panels_counters_and_a_bell_on_reject(venue):
     assert "scanned 2 · admitted 1 · rejected 1" in screen
     assert "\a" in screen  # the bell on REJECT
     assert "Gate summary" in screen
+
+
+def test_bytes_that_are_not_utf8_are_malformed_or_refused_never_a_bug(venue):
+    """argv is bytes: a scanner or a shell can hand us anything. A code is a scan (MALFORMED,
+    logged printable with its hash); a label (gate, operator) is refused before any write."""
+    v = venue
+    event = str(v["ids"]["event"])
+    base = [tickethub_exe(), "--db", v["db"], "--json"]
+    done = subprocess.run(
+        [*base, "validate", b"\xff\xfe", "--event", event], capture_output=True, timeout=60
+    )
+    assert done.returncode == 14, done.stderr
+    assert json.loads(done.stdout)["result"] == "MALFORMED"
+    assert count(v["db"], "SELECT count(*) FROM scans WHERE input_sha256 IS NOT NULL") == 1
+    before = dump(v["db"])
+    for args in (
+        ["validate", v["codes"][0], "--event", event, "--gate", b"\xff"],
+        ["--operator", b"\xff", "validate", v["codes"][0], "--event", event],
+    ):
+        done = subprocess.run([*base, *args], capture_output=True, timeout=60)
+        assert done.returncode == 2 and b"Traceback" not in done.stderr
+        assert json.loads(done.stderr)["error"]["code"] == "INVALID_INPUT"
+        assert done.stdout == b""
+    assert dump(v["db"]) == before
+
+
+def test_scan_log_keeps_inputs_printable_bounded_and_hashed(venue):
+    import hashlib
+
+    v = venue
+    gate = checkin.Gate(v["s"], v["ids"]["event"], "log")
+    messy = v["codes"][0].lower().replace("-", " ")
+    for raw in (messy, "abc\x00\x1b[2J", "x" * 100_000, "\udcff"):
+        gate.scan(raw)
+    rows = v["s"].conn.execute("SELECT input, input_sha256 FROM scans ORDER BY id").fetchall()
+    assert tuple(rows[0]) == (codes.canonical(v["codes"][0]), None)  # canonical, whole
+    hostile = ("abc\x00\x1b[2J", "x" * 100_000, "\udcff")
+    for (kept, digest), raw in zip(rows[1:], hostile, strict=True):
+        assert kept.isprintable() and len(kept) <= checkin.SHOWN_INPUT + 1
+        assert digest == hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def test_gate_answers_an_endless_line_once_and_goes_on(venue):
+    """A garbage file piped into the gate: each over-long line is one MALFORMED answer, its
+    rest is skipped (memory stays bounded), and the next real code is still admitted."""
+    v = venue
+    stdin = "A" * 300_000 + "\n" + v["codes"][0] + "\n" + "B" * 200_000  # no final newline
+    done = subprocess.run(
+        [tickethub_exe(), "--db", v["db"], "--json", "gate", "--event", str(v["ids"]["event"])],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    out = [json.loads(x) for x in done.stdout.splitlines()]
+    assert [o.get("result") for o in out[:-1]] == ["MALFORMED", "ADMITTED", "MALFORMED"]
+    assert out[-1]["summary"]["scanned"] == 3
+    assert count(v["db"], "SELECT max(length(input)) FROM scans") <= checkin.SHOWN_INPUT + 1
+
+
+def test_ctrl_c_ends_the_gate_with_a_summary_and_exit_0(venue):
+    import signal
+
+    v = venue
+    p = subprocess.Popen(
+        [tickethub_exe(), "--db", v["db"], "--json", "gate", "--event", str(v["ids"]["event"])],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+    )
+    assert p.stdin is not None and p.stdout is not None
+    p.stdin.write(v["codes"][0] + "\n")
+    p.stdin.flush()
+    assert json.loads(p.stdout.readline())["result"] == "ADMITTED"
+    p.send_signal(signal.SIGINT)  # the gate is waiting for the next line
+    out, err = p.communicate(timeout=30)
+    p.stdin.close()
+    assert p.returncode == 0, err
+    assert json.loads(out.splitlines()[-1])["summary"]["admitted"] == 1
+
+
+def test_ctrl_c_during_a_scan_waits_until_its_answer_is_printed():
+    """A committed ADMITTED must be shown, or its holder is turned away on the re-scan."""
+    import signal
+
+    from tickethub_cli.cli.gate import _ctrl_c_after_answer
+
+    answered = []
+    with pytest.raises(KeyboardInterrupt), _ctrl_c_after_answer():
+        os.kill(os.getpid(), signal.SIGINT)
+        answered.append("ADMITTED")
+    assert answered == ["ADMITTED"]
+
+
+def test_report_flags_codes_tried_at_several_gates(venue):
+    v = venue
+    s, event = v["s"], v["ids"]["event"]
+    forged = codes.generate()  # well formed, never sold: UNKNOWN
+    checkin.Gate(s, event, "north").scan(v["codes"][0])
+    checkin.Gate(s, event, "south, side door").scan(v["codes"][0])  # a shared screenshot
+    checkin.Gate(s, event, "north").scan(v["codes"][1])
+    checkin.Gate(s, event, "north").scan(v["codes"][1])  # same gate twice: not a signal
+    for name in ("north", "west"):
+        checkin.Gate(s, event, name).scan(codes.pretty(forged).lower())
+    out = cli(v["db"], "report", "--event", str(event))
+    flagged = {(m["ticket_id"], m["code"]): m for m in out.json["multi_gate_codes"]}
+    assert set(flagged) == {(v["ticket_ids"][0], None), (None, forged)}
+    assert sorted(flagged[(v["ticket_ids"][0], None)]["gates"]) == ["north", "south, side door"]
+    assert flagged[(None, forged)]["attempts"] == 2
+    human = cli(v["db"], "report", "--event", str(event))
+    assert human.code == 0
+
+
+def test_print_dir_failure_after_the_sale_keeps_the_sale(venue, tmp_path, monkeypatch):
+    from tickethub_cli import qr
+    from tickethub_cli.errors import invalid
+
+    def broken(*_args, **_kw):
+        raise invalid("cannot write: No space left on device")
+
+    v = venue
+    monkeypatch.setattr(qr, "write", broken)
+    out = cli(
+        v["db"], "sell", "-i", f"{v['ids']['ga']}:1", "--pay", "cash", "--print-dir", str(tmp_path)
+    )
+    assert out.code == 0 and out.json["order"]["status"] == "PAID"
+    assert out.json["order"]["printed"] == []
+    assert "ticket export --order" in out.json["order"]["print_error"]
+
+
+def test_print_dir_never_prints_void_tickets(venue, tmp_path):
+    v = venue
+    sale = ["sell", "-i", f"{v['ids']['ga']}:1", "--pay", "cash", "--idempotency-key", "pd-1"]
+    first = cli(v["db"], *sale, "--print-dir", str(tmp_path / "a"))
+    assert len(first.json["order"]["printed"]) == 1
+    assert cli(v["db"], "order", "cancel", str(first.json["order"]["id"])).code == 0
+    replay = cli(v["db"], *sale, "--print-dir", str(tmp_path / "b"))
+    assert replay.json["replayed"] is True and replay.json["order"]["printed"] == []
+    assert os.listdir(tmp_path / "b") == []
+
+
+@pytest.mark.parametrize("returning", [True, False], ids=["update-returning", "select-update"])
+def test_every_result_through_the_library(venue, monkeypatch, returning):
+    """Both admission paths (UPDATE … RETURNING, and SELECT then UPDATE for SQLite < 3.35)
+    give every result with its fields, and log each scan once."""
+    monkeypatch.setattr(checkin, "_RETURNING", returning)
+    v = venue
+    event = v["ids"]["event"]
+    north = checkin.Gate(v["s"], event, "north")
+    south = checkin.Gate(v["s"], event, "south")
+    first = north.scan(v["codes"][0])
+    assert (first.result, first.ticket_id, first.event_id, first.gate) == (
+        "ADMITTED",
+        v["ticket_ids"][0],
+        event,
+        "north",
+    )
+    again = south.scan(v["codes"][0].lower())
+    assert (again.result, again.first_used_at, again.gate) == (
+        "ALREADY_USED",
+        first.first_used_at,
+        "north",
+    )
+    assert again.exit_code == 10
+    assert south.scan(codes.generate()).result == "UNKNOWN"
+    wrong = south.scan(v["other"])
+    assert (wrong.result, wrong.event_id) == ("WRONG_EVENT", v["ids"]["event2"])
+    assert south.scan(v["void"]).result == "VOID"
+    assert south.scan(v["codes"][1][:-1]).result == "MALFORMED"
+    assert south.scan(v["codes"][1]).result == "ADMITTED"  # the failed scans consumed nothing
+    logged = [r[0] for r in v["s"].conn.execute("SELECT result FROM scans ORDER BY id")]
+    assert logged == [
+        "ADMITTED",
+        "ALREADY_USED",
+        "UNKNOWN",
+        "WRONG_EVENT",
+        "VOID",
+        "MALFORMED",
+        "ADMITTED",
+    ]
+
+
+def test_a_print_folder_with_a_nul_byte_is_bad_input(venue):
+    v = venue
+    before = dump(v["db"])
+    out = cli(
+        v["db"], "sell", "-i", f"{v['ids']['ga']}:1", "--pay", "cash", "--print-dir", "out\x00dir"
+    )
+    assert out.code == 2 and out.error["code"] == "INVALID_INPUT"
+    assert dump(v["db"]) == before

@@ -7,6 +7,7 @@ code at the same instant admit it once. A failed scan never touches the real tic
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from . import audit, clock, codes
@@ -26,6 +27,7 @@ RESULT_EXIT = {
 REJECTIONS = tuple(r for r in RESULT_EXIT if r != "ADMITTED")
 SHOWN_INPUT = 64  # what of an input we echo and store; the rest is only hashed
 MAX_INPUT = 4096  # longer input is MALFORMED without being read further
+_RETURNING = sqlite3.sqlite_version_info >= (3, 35)  # else: SELECT, then UPDATE
 
 
 class ScanResult:
@@ -74,19 +76,25 @@ class ScanResult:
 
 
 def _shown(raw: str) -> str:
-    """The input as we echo it: printable, bounded."""
+    """The input as we echo and store it: printable (no terminal escapes, no undecodable
+    bytes, which SQLite and JSON could not even encode), bounded."""
+    if len(raw) <= SHOWN_INPUT and raw.isprintable():  # every real scan: no copy
+        return raw
     text = "".join(ch if ch.isprintable() else "\ufffd" for ch in raw[:SHOWN_INPUT])
     return text + ("…" if len(raw) > SHOWN_INPUT else "")
 
 
-def _digest(raw: str) -> str | None:
-    """A fingerprint of an input too long to store whole (fraud checks can still match it);
-    short inputs are stored as they are."""
-    if len(raw) <= SHOWN_INPUT:
-        return None
+def _logged(raw: str, code: str) -> tuple[str, str | None]:
+    """What the scan log keeps of an input: the canonical form (so the same mistyped or
+    forged code matches across gates however it was typed), printable and bounded; plus a
+    sha256 of the raw input whenever that text is not the whole input, so fraud checks can
+    still match an input too long or too strange to store."""
+    kept = _shown(code or raw)
+    if kept in (code, raw):
+        return kept, None
     import hashlib
 
-    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+    return kept, hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def check_event(s: Session, event_id: object) -> int:
@@ -97,8 +105,11 @@ def check_event(s: Session, event_id: object) -> int:
 
 
 def check_gate_name(gate: str | None) -> str | None:
+    """A gate name is a label in the log: printable, bounded; empty means no gate."""
     if gate is None or gate == "":
         return None
+    if not gate.isprintable():  # also bytes that are not UTF-8 (surrogates from argv)
+        raise invalid("gate name must be printable text")
     return v.name(gate, "gate name")
 
 
@@ -123,23 +134,49 @@ class Gate:
         results = []
         with transaction(self.s.conn) as c:
             for raw in raws:
-                now = clock.now_us()
-                code = codes.canonical(raw) if len(raw) <= MAX_INPUT else ""
-                shown = _shown(raw)
-                if not codes.is_well_formed(code):
-                    result = ScanResult(shown, "MALFORMED", gate=self.gate, dry_run=self.dry_run)
-                else:
-                    row = c.execute(
-                        "SELECT id, event_id, status, checked_in_at, checked_in_gate"
-                        " FROM tickets WHERE code = ?",
-                        (code,),
-                    ).fetchone()
-                    result = self._judge(c, row, shown, now)
-                self._insert_scan(c, result, raw, code, now)
-                results.append(result)
+                results.append(self._scan_one(c, raw))
         return results
 
-    def _judge(self, c: Any, row: Any, shown: str, now_us: int) -> ScanResult:
+    def _scan_one(self, c: Any, raw: str) -> ScanResult:
+        """Judge one input and log it, inside the caller's transaction."""
+        now = clock.now_us()
+        at = clock.text_of_us(now)
+        code = codes.canonical(raw) if len(raw) <= MAX_INPUT else ""
+        shown = _shown(raw)
+        if not codes.is_well_formed(code):
+            result = ScanResult(shown, "MALFORMED", gate=self.gate, dry_run=self.dry_run)
+        else:
+            result = self._admit(c, code, shown, at) or self._judge(c, code, shown, at)
+        self._insert_scan(c, result, raw, code, now, at)
+        return result
+
+    def _admit(self, c: Any, code: str, shown: str, at: str) -> ScanResult | None:
+        """The common case in one statement: the conditional UPDATE admits a ticket only if
+        it is known, of this event, valid and unused, i.e. exactly when every earlier check
+        passes, so the check order is kept. None: not admitted, `_judge` says why."""
+        if self.dry_run or not _RETURNING:
+            return None
+        rows = c.execute(
+            "UPDATE tickets SET checked_in_at = ?, checked_in_gate = ?"
+            " WHERE code = ? AND event_id = ? AND status = 'valid' AND checked_in_at IS NULL"
+            " RETURNING id",
+            (at, self.gate, code, self.event_id),
+        ).fetchall()
+        if not rows:
+            return None
+        return ScanResult(shown, "ADMITTED", rows[0][0], self.event_id, at, self.gate)
+
+    def _judge(self, c: Any, code: str, shown: str, at: str) -> ScanResult:
+        """Why a code was not admitted (or, in a dry run, whether it would be), in the fixed
+        order: unknown, wrong event, void, already used."""
+        row = c.execute(
+            "SELECT id, event_id, status, checked_in_at, checked_in_gate"
+            " FROM tickets WHERE code = ?",
+            (code,),
+        ).fetchone()
+        return self._verdict(c, row, shown, at)
+
+    def _verdict(self, c: Any, row: Any, shown: str, at: str) -> ScanResult:
         gate = self.gate
         if row is None:
             return ScanResult(shown, "UNKNOWN", gate=gate, dry_run=self.dry_run)
@@ -158,7 +195,6 @@ class Gate:
             )
         if self.dry_run:
             return ScanResult(shown, "ADMITTED", gate=gate, **base)
-        at = clock.text_of_us(now_us)
         admitted = c.execute(
             "UPDATE tickets SET checked_in_at = ?, checked_in_gate = ?"
             " WHERE id = ? AND status = 'valid' AND checked_in_at IS NULL",
@@ -168,18 +204,21 @@ class Gate:
             raise TicketHubError(ErrorCode.INTERNAL, f"ticket {row['id']} changed under a lock")
         return ScanResult(shown, "ADMITTED", first_used_at=at, gate=gate, **base)
 
-    def _insert_scan(self, c: Any, result: ScanResult, raw: str, code: str, now_us: int) -> None:
+    def _insert_scan(
+        self, c: Any, result: ScanResult, raw: str, code: str, now_us: int, at: str
+    ) -> None:
+        kept, digest = _logged(raw, code)
         c.execute(
             "INSERT INTO scans (at, at_us, event_id, gate, operator, input, input_sha256,"
             " ticket_id, result, dry_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                clock.text_of_us(now_us),
+                at,
                 now_us,
                 self.event_id,
                 self.gate,
                 self.s.operator,
-                code[:SHOWN_INPUT] if code else _shown(raw),
-                _digest(raw),
+                kept,
+                digest,
                 result.ticket_id,
                 result.result,
                 int(self.dry_run),

@@ -31,7 +31,10 @@ def write(code: str, directory: str, *, fmt: str = "png", stem: str | None = Non
         raise invalid(f"format must be one of {', '.join(FORMATS)}")
     name = f"{stem or codes.pretty(code)}.{fmt}"
     path = os.path.join(directory, name)
-    _make(code).save(path, scale=10, border=4, kind=fmt)
+    try:
+        _make(code).save(path, scale=10, border=4, kind=fmt)
+    except OSError as exc:  # full disk, folder removed meanwhile: one clear line
+        raise invalid(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
 
 
@@ -41,6 +44,8 @@ def ready_dir(directory: str) -> str:
         os.makedirs(directory, exist_ok=True)
     except OSError as exc:
         raise invalid(f"cannot create {directory}: {exc.strerror}") from None
+    except ValueError:  # a NUL byte in the name
+        raise invalid("folder name contains a NUL byte") from None
     if not os.access(directory, os.W_OK):
         raise invalid(f"cannot write to {directory}")
     return directory

@@ -8,6 +8,7 @@ from .errors import invalid, not_found
 
 MAX_NAME = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.][^@\s]*$")
 MAX_QUANTITY = 1000
 MAX_CAPACITY = 10_000_000
@@ -41,6 +42,8 @@ def name(value: str, what: str = "name") -> str:
         raise invalid(f"{what} is longer than {MAX_NAME} characters")
     if _CONTROL.search(value):
         raise invalid(f"{what} must not contain control characters or line breaks")
+    if _SURROGATE.search(value):  # bytes that were not UTF-8 on the command line
+        raise invalid(f"{what} must be UTF-8 text")
     return value
 
 

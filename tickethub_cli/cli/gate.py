@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -26,6 +27,7 @@ app.add_typer(ticket_app, name="ticket")
 
 EventOpt = Annotated[str, typer.Option("--event", "-e", help="The event being admitted.")]
 GateOpt = Annotated[str | None, typer.Option("--gate", "-g", help="Gate name for the log.")]
+MAX_LINE_BYTES = 65536  # no scanner types more; a longer line is answered once, cut
 REASONS = {
     "ADMITTED": "valid ticket",
     "ALREADY_USED": "already used",
@@ -115,16 +117,9 @@ def gate_cmd(ctx: typer.Context, event: EventOpt, gate: GateOpt = None) -> None:
             raws = [raw for raw in group if raw.strip()]
             if not raws:
                 continue
-            results = g.scan_many(raws)
-            for result in results:
-                counters.add(result)
-                if tty and not as_json:
-                    _panel(result, counters)  # the running totals as of this scan
-            if as_json:
-                sys.stdout.write("".join(render.dumps(r.to_json()) + "\n" for r in results))
-                sys.stdout.flush()
-            elif not tty:
-                print("\n".join(_line(r) for r in results), flush=True)
+            with _ctrl_c_after_answer():
+                results = g.scan_many(raws)
+                _answer(results, counters, as_json=as_json, tty=tty)
     except KeyboardInterrupt:
         pass
     summary = counters.to_json()
@@ -139,10 +134,49 @@ def gate_cmd(ctx: typer.Context, event: EventOpt, gate: GateOpt = None) -> None:
         )
 
 
-def _line_groups(stream: Any, most: int = 256) -> Iterator[list[str]]:
+def _answer(results: list[ScanResult], counters: Counters, *, as_json: bool, tty: bool) -> None:
+    """Print the answers of one committed group, in input order."""
+    for result in results:
+        counters.add(result)
+        if tty and not as_json:
+            _panel(result, counters)  # the running totals as of this scan
+    if as_json:
+        sys.stdout.write("".join(render.dumps(r.to_json()) + "\n" for r in results))
+        sys.stdout.flush()
+    elif not tty:
+        print("\n".join(_line(r) for r in results), flush=True)
+
+
+@contextmanager
+def _ctrl_c_after_answer() -> Iterator[None]:
+    """Hold Ctrl-C while a scan is judged and answered: an admission that was committed is
+    always shown (else its holder would be turned away as ALREADY_USED on the re-scan).
+    The held signal is delivered on leaving, and the loop ends with its summary."""
+    import signal
+
+    try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    except (AttributeError, ValueError, OSError):  # no signal masks here: answer anyway
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _decode(line: bytes) -> str:
+    return line.decode("utf-8", "replace").rstrip("\r")
+
+
+def _line_groups(
+    stream: Any, most: int = 256, longest: int = MAX_LINE_BYTES
+) -> Iterator[list[str]]:
     """Lines from stdin in the groups they arrived in: a scanner's single line comes back
     alone and at once; lines already queued (a pipe, a burst) come back together so they
-    can share one commit."""
+    can share one commit. A line longer than `longest` bytes (a file of garbage piped in)
+    comes back once, cut to that length, and the rest of it is skipped: memory stays
+    bounded whatever arrives."""
     try:
         fd = stream.fileno()
     except (AttributeError, OSError, ValueError):
@@ -152,15 +186,24 @@ def _line_groups(stream: Any, most: int = 256) -> Iterator[list[str]]:
             yield [line.rstrip("\r\n")]
         return
     pending = b""
+    skipping = False  # inside an over-long line that was already answered
     while True:
         chunk = os.read(fd, 65536)
         if not chunk:
-            if pending:
-                yield [pending.decode("utf-8", "replace").rstrip("\r")]
+            if pending and not skipping:
+                yield [_decode(pending)]
             return
         *lines, pending = (pending + chunk).split(b"\n")
+        if skipping:
+            if not lines:  # still no end to the over-long line
+                pending = b""
+                continue
+            lines, skipping = lines[1:], False  # drop its tail
+        if len(pending) > longest:
+            lines.append(pending[:longest])
+            pending, skipping = b"", True
         for i in range(0, len(lines), most):
-            yield [x.decode("utf-8", "replace").rstrip("\r") for x in lines[i : i + most]]
+            yield [_decode(x) for x in lines[i : i + most]]
 
 
 @checkin_app.command(
@@ -330,7 +373,7 @@ def _show_report(data: dict[str, Any]) -> None:
             "Codes tried at several gates",
             ("ticket", "gates", "attempts"),
             [
-                [m["ticket_id"], ", ".join(m["gates"]), m["attempts"]]
+                [m["ticket_id"] or f"unknown {m['code']}", ", ".join(m["gates"]), m["attempts"]]
                 for m in data["multi_gate_codes"]
             ],
         )

@@ -117,11 +117,28 @@ def purchase_cmd(
         qr.ready_dir(print_dir)
     result = orders.purchase(session(ctx), req)
     if print_dir is not None:
-        files = qr.export(result.order["tickets"], print_dir)
-        if not is_json(ctx):
-            render.line(f"printed {len(files)} ticket(s) to {print_dir}")
-        result.order["printed"] = files
+        _print_tickets(ctx, result.order, print_dir)
     _order_out(ctx, result)
+
+
+def _print_tickets(ctx: typer.Context, order: dict[str, Any], directory: str) -> None:
+    """--print-dir (gate issue): QR images of the sold tickets. The sale is done by now, so
+    a printing failure is reported next to the order (reprint: `ticket export`), never as
+    if the sale had failed."""
+    from .. import qr
+
+    valid = [t for t in order["tickets"] if t["status"] == "valid"]
+    try:
+        files = qr.export(valid, directory)
+    except TicketHubError as err:
+        hint = f"reprint with `tickethub ticket export --order {order['id']} --dir DIR`"
+        order["printed"], order["print_error"] = [], f"{err.message}; {hint}"
+        if not is_json(ctx):
+            sys.stderr.write(f"warning: sold, but not printed: {order['print_error']}\n")
+        return
+    order["printed"] = files
+    if not is_json(ctx):
+        render.line(f"printed {len(files)} ticket(s) to {directory}")
 
 
 app.command(
