@@ -1,4 +1,4 @@
--- TicketHub schema, version 1. The single source of the schema: shipped inside the package.
+-- TicketHub schema, version 2 (a new database gets this; migrations/ bring older ones here). The single source of the schema: shipped inside the package.
 -- Invariants live here as well as in code, so a bug in code cannot oversell.
 
 CREATE TABLE meta (
@@ -40,10 +40,8 @@ CREATE TABLE orders (
     total_minor     INTEGER NOT NULL CHECK (total_minor >= 0),
     idempotency_key TEXT NOT NULL UNIQUE,
     pay_method      TEXT CHECK (pay_method IN ('card', 'cash')),
-    -- NULL: no payment in flight; 'charging': a worker is charging; 'unknown': the provider
-    -- did not say, reconcile must ask it.  An order with a payment in flight never expires.
-    payment_state   TEXT CHECK (payment_state IN ('charging', 'unknown')),
-    -- set when a refund of a PAID order was asked for; reconcile finishes such cancellations
+    -- only in databases from version 1: a PAID order whose cancellation a crash interrupted
+    -- (reconcile finishes it); version 2 cancels in one transaction and owes the refunds
     cancel_requested_reason TEXT,
     hold_expires_us INTEGER NOT NULL,
     created_at      TEXT NOT NULL,
@@ -91,28 +89,50 @@ CREATE INDEX tickets_order ON tickets (order_id);
 -- check-ins per event and type, without reading a million tickets for the report
 CREATE INDEX tickets_checked_in ON tickets (event_id, ticket_type_id) WHERE checked_in_at IS NOT NULL;
 
--- Our record of payments (the provider keeps its own, see mockpay_charges).
+-- Every payment attempt, card or cash: its own state, amount and provider reference. An order
+-- is PAID when a captured payment covers it; any other capture is refunded, once.
 CREATE TABLE payments (
-    id           INTEGER PRIMARY KEY,
-    order_id     INTEGER NOT NULL REFERENCES orders (id),
-    kind         TEXT NOT NULL CHECK (kind IN ('charge', 'refund')),
-    method       TEXT NOT NULL CHECK (method IN ('card', 'cash', 'callback')),
-    status       TEXT NOT NULL,
-    amount_minor INTEGER NOT NULL CHECK (amount_minor >= 0),
-    provider_ref TEXT,
-    at           TEXT NOT NULL
+    id             INTEGER PRIMARY KEY,
+    order_id       INTEGER NOT NULL REFERENCES orders (id),
+    method         TEXT NOT NULL CHECK (method IN ('card', 'cash')),
+    amount_minor   INTEGER NOT NULL CHECK (amount_minor >= 0),
+    -- pending: being taken; unknown: the provider did not say; the rest are final
+    status         TEXT NOT NULL
+                   CHECK (status IN ('pending', 'unknown', 'captured', 'declined', 'voided',
+                                     'refunded')),
+    refunded_minor INTEGER NOT NULL DEFAULT 0 CHECK (refunded_minor >= 0),
+    -- a refund is asked for at most once per payment (this column), then done
+    refund_state   TEXT CHECK (refund_state IN ('requested', 'done')),
+    refund_reason  TEXT,
+    provider_ref   TEXT,             -- the charge's key at the provider ("pay_<id>")
+    card_last4     TEXT CHECK (card_last4 IS NULL OR length(card_last4) = 4),
+    created_at     TEXT NOT NULL,
+    updated_at     TEXT NOT NULL,
+    CHECK (refund_state IS NULL OR status IN ('captured', 'refunded')),
+    CHECK ((status = 'refunded') = (refund_state IS 'done'))
 ) STRICT;
+CREATE INDEX payments_order ON payments (order_id);
+CREATE INDEX payments_ref ON payments (provider_ref);
+CREATE INDEX payments_refund ON payments (refund_state) WHERE refund_state = 'requested';
+-- at most one payment of an order is still open (being taken, or its outcome unknown)
+CREATE UNIQUE INDEX payments_one_open ON payments (order_id)
+    WHERE status IN ('pending', 'unknown');
 
--- The mock payment provider's own durable ledger, keyed by the order (its idempotency key).
--- Written only outside our transactions, so our rollback never undoes a charge.
+-- The mock payment provider's own durable ledger (what its dashboard would show), keyed by
+-- the charge's idempotency key. Written only outside our transactions, so our rollback never
+-- undoes a charge; a second charge or refund with the same key returns the first.
 CREATE TABLE mockpay_charges (
-    order_id     INTEGER PRIMARY KEY,
-    status       TEXT NOT NULL CHECK (status IN ('captured', 'declined', 'voided', 'refunded')),
-    amount_minor INTEGER NOT NULL,
-    card_last4   TEXT,
-    created_at   TEXT NOT NULL,
-    updated_at   TEXT NOT NULL
-) STRICT;
+    ref            TEXT PRIMARY KEY,
+    order_id       INTEGER NOT NULL,
+    status         TEXT NOT NULL CHECK (status IN ('captured', 'declined', 'voided', 'refunded')),
+    amount_minor   INTEGER NOT NULL,
+    refunded_minor INTEGER NOT NULL DEFAULT 0,
+    currency       TEXT,
+    card_last4     TEXT,
+    created_at     TEXT NOT NULL,
+    updated_at     TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX mockpay_order ON mockpay_charges (order_id);
 
 -- Every provider callback we accepted (by id, so a repeat is a no-op) or refused.
 CREATE TABLE callbacks (
@@ -121,8 +141,7 @@ CREATE TABLE callbacks (
     order_id     INTEGER,
     status       TEXT,
     amount_minor INTEGER,
-    outcome      TEXT NOT NULL,   -- applied | duplicate | ignored | refunded | signature_invalid
-    refund_pending INTEGER NOT NULL DEFAULT 0,
+    outcome      TEXT NOT NULL,   -- applied | known | ignored | refund | signature_invalid
     payload_sha256 TEXT NOT NULL,
     received_at  TEXT NOT NULL,
     operator     TEXT NOT NULL
@@ -164,3 +183,9 @@ CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
 CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+
+-- Scans are evidence: append-only, like the audit log.
+CREATE TRIGGER scans_no_update BEFORE UPDATE ON scans
+BEGIN SELECT RAISE(ABORT, 'scans is append-only'); END;
+CREATE TRIGGER scans_no_delete BEFORE DELETE ON scans
+BEGIN SELECT RAISE(ABORT, 'scans is append-only'); END;

@@ -13,6 +13,7 @@ from support import (
     cli,
     count,
     dump,
+    proc,
     seed,
     type_counts,
 )
@@ -501,9 +502,11 @@ def test_late_success_after_cancellation_is_refunded_never_oversold(shop, tmp_pa
     assert out.json["order"]["status"] == "CANCELLED"
     assert type_counts(db, ids["vip"]) == (5, 0)
     assert (
-        count(db, "SELECT count(*) FROM payments WHERE order_id = ? AND kind = 'refund'", oid) == 1
+        count(db, "SELECT count(*) FROM payments WHERE order_id = ? AND status = 'refunded'", oid)
+        == 1
     )
-    assert count(db, "SELECT count(*) FROM callbacks WHERE refund_pending = 1") == 0
+    assert count(db, "SELECT count(*) FROM payments WHERE refund_state = 'requested'") == 0
+    assert count(db, "SELECT count(*) FROM mockpay_charges WHERE status = 'refunded'") == 1
     assert_healthy(s)
 
 
@@ -548,15 +551,18 @@ def test_failure_callback_for_a_charge_the_provider_captured_is_stale(shop, tmp_
 
 def test_failure_callback_voids_so_a_slow_worker_cannot_charge_later(shop, tmp_path):
     db, ids, s = shop
-    oid = orders.create_order(
-        s, orders.OrderRequest.parse(items=[f"{ids['ga']}:1"], require_pay=False)
-    ).order["id"]
+    args = ["purchase", "-i", f"{ids['ga']}:1", "--pay", "card", "--card", OK_CARD, "-k", "slow"]
+    assert proc(db, *args, env={"TICKETHUB_FAULT": "after_reserve"}).code == 137
+    oid, ref = s.conn.execute("SELECT order_id, provider_ref FROM payments").fetchone()
     res = send(
         db, tmp_path, {"id": "f1", "order_id": oid, "status": "failed", "amount_minor": 2000}
     )
     assert res.json["order"]["status"] == "FAILED"
-    late = s.provider.charge(oid, 2000, OK_CARD)
+    late = s.provider.charge(ref, oid, 2000, "EUR", OK_CARD)
     assert late.status == "voided"
+    assert proc(db, *args).code == 6  # the retry replays the failure, charges nothing
+    assert count(db, "SELECT count(*) FROM mockpay_charges WHERE status = 'captured'") == 0
+    assert_healthy(s)
 
 
 def test_create_retry_replays_and_never_claims_a_payment(shop):

@@ -27,6 +27,7 @@ _MODULES = {
     "doctor",
     "errors",
     "events",
+    "ledger",
     "money",
     "order_requests",
     "orders",

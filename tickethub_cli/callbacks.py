@@ -1,7 +1,12 @@
-"""Provider callbacks: signed, idempotent by callback id, never able to oversell.
+"""Provider callbacks: signed, idempotent by callback id, never able to oversell or to take
+or give back money twice.
 
-A success for an order that can no longer be paid (cancelled, failed, hold expired) is
-refunded through the provider; a failure after a success changes nothing.
+A callback is about the order's open card attempt when it has one: a failure voids it at the
+provider (which also reveals a charge that landed after all), a success is confirmed by the
+provider's record. Without an open attempt, a success that repeats a capture we know of is
+"known" (no-op); any other success is a capture of its own: it pays a PENDING order, or it is
+refunded, once. A refused callback (bad signature, unknown order, wrong amount) writes nothing
+but the record of a bad signature, and nobody is asked anything.
 """
 
 from __future__ import annotations
@@ -12,8 +17,8 @@ import json
 import os
 from typing import Any
 
-from . import audit, clock, orders, payments
-from .db import transaction
+from . import audit, orders, payments
+from .db import snapshot, transaction
 from .errors import ErrorCode, TicketHubError, invalid
 from .session import Session
 
@@ -32,18 +37,18 @@ def _secret() -> str:
 
 
 def _log(s: Session, payload: bytes, outcome: str, body: dict[str, Any] | None = None) -> None:
+    from . import clock
+
     body = body or {}
     s.conn.execute(
         "INSERT INTO callbacks (callback_id, order_id, status, amount_minor, outcome,"
-        " refund_pending, payload_sha256, received_at, operator)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " payload_sha256, received_at, operator) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
             body.get("id"),
             body.get("order_id"),
             body.get("status"),
             body.get("amount_minor"),
             outcome,
-            1 if outcome == "refund" else 0,
             hashlib.sha256(payload).hexdigest(),
             clock.now_text(),
             s.operator,
@@ -72,6 +77,16 @@ def _parse(payload: bytes) -> dict[str, Any]:
     return {"id": str(cb_id), "status": status, "amount_minor": amount, "order_id": order_id}
 
 
+def _seen(s: Session, callback_id: str) -> bool:
+    return (
+        s.conn.execute(
+            "SELECT 1 FROM callbacks WHERE callback_id = ? AND outcome <> 'signature_invalid'",
+            (callback_id,),
+        ).fetchone()
+        is not None
+    )
+
+
 def handle(s: Session, payload: bytes, signature: str) -> dict[str, Any]:
     """Apply one provider callback; returns the order as it stands afterwards."""
     secret = _secret()
@@ -83,21 +98,9 @@ def handle(s: Session, payload: bytes, signature: str) -> dict[str, Any]:
     body = _parse(payload)
     oid = orders.v.parse_id(body["order_id"], "order")
     body["order_id"] = oid
-    provider_says = None
-    if body["status"] == "failed":
-        # Ask the provider first, as reconcile does: voiding makes sure no charge can still
-        # land, and reveals one that already did (then the failure is stale).
-        current = s.conn.execute("SELECT status FROM orders WHERE id = ?", (oid,)).fetchone()
-        if current is not None and current["status"] == "PENDING":
-            provider_says = s.provider.void(oid).status
-    refund_amount = None
-    with transaction(s.conn) as c:
-        seen = c.execute(
-            "SELECT 1 FROM callbacks WHERE callback_id = ? AND outcome <> 'signature_invalid'",
-            (body["id"],),
-        ).fetchone()
-        row = orders._order_row(c, oid)
-        if seen:
+    with snapshot(s.conn) as c:  # every refusal first: it writes nothing, asks nobody
+        row = orders.order_row(c, oid)
+        if _seen(s, body["id"]):
             return orders.order_dict(c, row)
         if body["amount_minor"] != row["total_minor"]:
             raise TicketHubError(
@@ -106,94 +109,74 @@ def handle(s: Session, payload: bytes, signature: str) -> dict[str, Any]:
                 f" total {row['total_minor']}",
                 order_id=oid,
             )
-        outcome = _apply(s, row, body["status"], provider_says)
-        _log(s, payload, outcome, body)
-        if outcome == "refund":
-            refund_amount = row["total_minor"]
-    if refund_amount is not None:
-        settle_refund(s, body["id"], oid, refund_amount)
+    provider_says = _ask_provider(s, row, body)
+    with transaction(s.conn):
+        if not _seen(s, body["id"]):  # a twin delivered meanwhile is a no-op
+            _log(s, payload, _apply(s, oid, body, provider_says), body)
+    orders.run_refunds(s, oid)
     return orders.get_order(s, oid)
 
 
-def _apply(s: Session, row: Any, status: str, provider_says: str | None) -> str:
-    c, status_now = s.conn, row["status"]
-    overridden = status == "failed" and status_now == "PENDING" and provider_says == "captured"
-    if overridden:
-        status = "succeeded"  # the provider holds the money: the failure report is stale
-    if status == "failed":
-        if status_now != "PENDING":
-            return "ignored"  # a failure after a success (or after the end) changes nothing
-        payments.record(
-            c,
-            row["id"],
-            kind="charge",
-            method="callback",
-            status="declined",
-            amount_minor=row["total_minor"],
+def _ask_provider(s: Session, row: Any, body: dict[str, Any]) -> tuple[str, str] | None:
+    """Outside any transaction: (charge key, what the provider's own record says of it) for
+    the charge the callback is about; None when it is about no charge we could ask for."""
+    attempt = payments.open_for(s.conn, row["id"])
+    if attempt is not None and attempt["method"] == "card":
+        ref = attempt["provider_ref"]
+        if body["status"] == "failed":
+            return ref, s.provider.void(ref, row["id"]).status  # nothing can land after this
+        said = s.provider.notified(ref, row["id"], row["total_minor"], row["currency"])
+        return ref, said.status
+    if body["status"] == "succeeded" and not _known(s, row["id"], body["amount_minor"]):
+        ref = f"cb_{body['id']}"
+        said = s.provider.notified(ref, row["id"], body["amount_minor"], row["currency"])
+        return ref, said.status
+    return None
+
+
+def _known(s: Session, order_id: int, amount: int) -> bool:
+    return payments.find_known_capture(s.conn, order_id, amount) is not None
+
+
+def _apply(s: Session, oid: int, body: dict[str, Any], asked: tuple[str, str] | None) -> str:
+    """Inside the transaction: apply what was learnt; returns the callback's outcome."""
+    c = s.conn
+    row = orders.order_row(c, oid)
+    attempt = payments.open_for(c, oid)
+    status = body["status"]
+    if attempt is not None and asked is not None and attempt["provider_ref"] == asked[0]:
+        provider_says = asked[1]
+        overridden = status == "failed" and provider_says == "captured"
+        reason = (
+            "provider callback: failed, but the provider holds a captured charge"
+            if overridden
+            else f"provider callback: {status}"
         )
-        orders.release_pending(c, s.operator, row, "FAILED", "provider callback: failed")
-        _finish_key(c, row["id"], failed=True)
+        orders.apply_outcome(s, attempt, provider_says, mode="settle", reason=reason)
         return "applied"
-    if status_now == "PAID":
-        return "ignored"
-    if status_now == "PENDING":
-        expired = row["payment_state"] is None and row["hold_expires_us"] <= clock.now_us()
-        if not expired:
-            payments.record(
-                c,
-                row["id"],
-                kind="charge",
-                method="callback",
-                status="captured",
-                amount_minor=row["total_minor"],
-            )
-            orders.mark_paid(
-                c,
-                s.operator,
-                row,
-                method=row["pay_method"] or "card",
-                reason="provider callback: failed, but the provider holds a captured charge"
-                if overridden
-                else "provider callback: succeeded",
-            )
-            _finish_key(c, row["id"], failed=False)
-            return "applied"
+    if status == "failed":
+        if row["status"] != "PENDING" or attempt is not None:
+            return "ignored"  # a failure after the end, or about no card attempt of ours
+        orders.release_pending(c, s.operator, row, "FAILED", "provider callback: failed")
+        return "applied"
+    if _known(s, oid, body["amount_minor"]):
+        return "known"  # a (late, repeated) success for a capture we have on record
+    if asked is None or asked != (f"cb_{body['id']}", "captured"):
+        return "ignored"  # about an attempt settled meanwhile; the provider said otherwise
+    payment = payments.record_notified(c, oid, body["amount_minor"], asked[0])
+    if row["status"] == "PENDING" and orders.hold_expired(c, row):
         orders.release_pending(c, s.operator, row, "CANCELLED", "hold_expired")
-        _finish_key(c, row["id"], failed=False)
+    if orders.order_row(c, oid)["status"] == "PENDING":
+        orders.mark_paid(c, s.operator, row, method="card", reason="provider callback: succeeded")
+        orders.finish_key(c, oid)
+        return "applied"
     audit.record(
         c,
         s.operator,
         "order",
-        row["id"],
+        oid,
         "late_success",
         reason="payment succeeded for an order that can no longer be paid; refunding",
     )
+    payments.request_refund(c, s.operator, payment, "late provider success refunded")
     return "refund"
-
-
-def _finish_key(c: Any, order_id: int, *, failed: bool) -> None:
-    rec = orders.idempotency.for_order(c, order_id)
-    if rec is not None and not rec.finished:
-        orders.idempotency.finish(
-            c,
-            rec.key,
-            ErrorCode.PAYMENT_DECLINED if failed else None,
-            f"payment for order {order_id} failed" if failed else None,
-        )
-
-
-def settle_refund(s: Session, callback_id: str, order_id: int, amount: int) -> None:
-    """Refund a late success at the provider, then clear the pending mark (reconcile retries)."""
-    orders.refund_order_payment(s, order_id, amount, "late provider success refunded")
-    with transaction(s.conn) as c:
-        c.execute(
-            "UPDATE callbacks SET refund_pending = 0 WHERE callback_id = ? AND refund_pending = 1",
-            (callback_id,),
-        )
-
-
-def pending_refunds(s: Session) -> list[tuple[str, int, int]]:
-    rows = s.conn.execute(
-        "SELECT callback_id, order_id, amount_minor FROM callbacks WHERE refund_pending = 1"
-    ).fetchall()
-    return [(r["callback_id"], r["order_id"], r["amount_minor"]) for r in rows]

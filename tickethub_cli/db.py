@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .errors import ErrorCode, TicketHubError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION_ID = 0x54484231  # "THB1": marks a file as a TicketHub database
 DEFAULT_BUSY_BUDGET_S = 10.0
 
@@ -47,9 +47,23 @@ def schema_sql(version: int = SCHEMA_VERSION) -> str:
         return (Path(__file__).resolve().parent.parent / name).read_text(encoding="utf-8")
 
 
-# version -> SQL that brings a database from version-1 to version. 1 is the whole schema.
-def _migrations() -> dict[int, str]:
-    return {1: schema_sql()}
+def migration_sql(target: int) -> str:
+    """The script that brings a database from version target-1 to target (in migrations/)."""
+    from importlib import resources
+
+    return resources.files(__package__).joinpath(f"migrations/v{target}.sql").read_text("utf-8")
+
+
+def _upgrade(conn: sqlite3.Connection, version: int) -> int:
+    """Inside init's transaction: a new database gets the whole schema at once; an older one
+    runs each migration after its version in turn."""
+    if version == 0:
+        _executescript_in_tx(conn, schema_sql())
+    else:
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            _executescript_in_tx(conn, migration_sql(target))
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    return SCHEMA_VERSION
 
 
 _current_path = "database"
@@ -191,11 +205,8 @@ def init(path: str) -> tuple[sqlite3.Connection, int, bool]:
         conn.execute("PRAGMA journal_mode = WAL")  # only once the file is known to be ours
         with transaction(conn):
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            for target, sql in sorted(_migrations().items()):
-                if target > version:
-                    _executescript_in_tx(conn, sql)
-                    conn.execute(f"PRAGMA user_version = {int(target)}")
-                    version = target
+            if version < SCHEMA_VERSION:
+                version = _upgrade(conn, version)
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         conn.execute("PRAGMA busy_timeout = 0")
     except sqlite3.Error as exc:

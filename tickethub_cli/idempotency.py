@@ -43,6 +43,15 @@ def check_key(key: str) -> str:
     return key
 
 
+LEGACY_FINGERPRINT = "legacy"  # version 1 kept whole card numbers in it; the upgrade erased it
+
+
+def same_request(rec: KeyRecord, fp: str) -> bool:
+    """Does a retry carry the request its key was first used for? A key from before the
+    upgrade cannot tell any more: it replays (or resumes), which never charges twice."""
+    return rec.fingerprint in (fp, LEGACY_FINGERPRINT)
+
+
 def fingerprint(request: dict[str, Any]) -> str:
     canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode()).hexdigest()

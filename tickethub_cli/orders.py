@@ -1,10 +1,15 @@
 """Orders: reserve, charge, issue — in brandur's atomic phases, safe to retry and to crash.
 
-purchase = (a) one transaction: key check, validation, PENDING order, seats held;
-           (b) the provider charge, outside any transaction, keyed by the order;
+purchase = (a) one transaction: key check, validation, PENDING order, seats held, and a
+               payment attempt (pending) whose id is the charge's key at the provider;
+           (b) the provider charge, outside any transaction, keyed by that attempt;
            (c) one transaction: PAID + seats sold + tickets issued, or FAILED + hold released.
-A crash between phases leaves a PENDING order with a recovery point that a retry with the
+A crash between phases leaves a PENDING order with an open attempt that a retry with the
 same key, or `reconcile`, finishes without charging twice.
+
+Every outcome of an attempt, whoever learns it (the buyer's process, reconcile, a callback, a
+cancel or a payment asking the provider first), goes through `apply_outcome`: a capture pays a
+PENDING order or is refunded once; a failure fails the order or leaves it to its caller.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any, Literal
 
 from . import audit, clock, faults, idempotency, inventory, money, payments, tickets
 from . import validation as v
-from .db import savepoint, snapshot, transaction
+from .db import savepoint, snapshot, transaction, translate
 from .errors import ErrorCode, TicketHubError, invalid, invalid_state, not_found
 from .order_requests import OrderRequest, parse_hold_minutes
 from .session import Session
@@ -36,7 +41,7 @@ class OrderResult:
 # ---------------------------------------------------------------------------------- reading
 
 
-def _order_row(conn: sqlite3.Connection, order_id: int) -> sqlite3.Row:
+def order_row(conn: sqlite3.Connection, order_id: int) -> sqlite3.Row:
     row = conn.execute("SELECT * FROM orders WHERE id = ?", (order_id,)).fetchone()
     if row is None:
         raise not_found("order", order_id)
@@ -64,7 +69,7 @@ def order_dict(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
         "currency": row["currency"],
         "idempotency_key": row["idempotency_key"],
         "pay_method": row["pay_method"],
-        "payment_state": row["payment_state"],
+        "payment_state": _payment_state(conn, oid),
         "hold_expires_at": clock.fmt(clock.from_us(row["hold_expires_us"]))
         if row["status"] == "PENDING"
         else None,
@@ -77,16 +82,25 @@ def order_dict(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
             for ln in _lines(conn, oid)
         ],
         "tickets": tickets.for_order(conn, oid),
+        "payments": [payments.payment_dict(p) for p in payments.for_order(conn, oid)],
         "history": audit.history(conn, "order", oid),
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
 
 
+def _payment_state(conn: sqlite3.Connection, order_id: int) -> str | None:
+    """The open attempt's state in the words of version 1: charging, unknown or None."""
+    open_ = payments.open_for(conn, order_id)
+    if open_ is None:
+        return None
+    return "unknown" if open_["status"] == "unknown" else "charging"
+
+
 def get_order(s: Session, order_id: object) -> dict[str, Any]:
     oid = v.parse_id(order_id, "order")
     with snapshot(s.conn) as c:
-        return order_dict(c, _order_row(c, oid))
+        return order_dict(c, order_row(c, oid))
 
 
 def list_orders(
@@ -145,8 +159,8 @@ def _set_status(
     pay_method: str | None = None,
 ) -> None:
     cur = conn.execute(
-        "UPDATE orders SET status = ?, payment_state = NULL, pay_method = coalesce(?, pay_method),"
-        " updated_at = ? WHERE id = ? AND status = ?",
+        "UPDATE orders SET status = ?, pay_method = coalesce(?, pay_method), updated_at = ?"
+        " WHERE id = ? AND status = ?",
         (to, pay_method, clock.now_text(), row["id"], row["status"]),
     )
     if cur.rowcount != 1:
@@ -187,6 +201,16 @@ def release_pending(
     for ln in _lines(conn, row["id"]):
         inventory.release(conn, ln["ticket_type_id"], ln["quantity"])
     _set_status(conn, operator, row, to, reason)
+    finish_key(conn, row["id"])
+
+
+def hold_expired(conn: sqlite3.Connection, row: sqlite3.Row) -> bool:
+    """A PENDING order's hold has run out, and no payment of it is in flight."""
+    return (
+        row["status"] == "PENDING"
+        and row["hold_expires_us"] <= clock.now_us()
+        and payments.open_for(conn, row["id"]) is None
+    )
 
 
 def expire_holds(
@@ -194,8 +218,9 @@ def expire_holds(
 ) -> list[int]:
     """End every PENDING order whose hold ran out with no payment in flight."""
     sql = (
-        "SELECT * FROM orders WHERE status = 'PENDING' AND payment_state IS NULL"
-        " AND hold_expires_us <= ?"
+        "SELECT * FROM orders WHERE status = 'PENDING' AND hold_expires_us <= ?"
+        " AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.order_id = orders.id"
+        " AND p.status IN ('pending', 'unknown'))"
     )
     args: list[Any] = [clock.now_us()]
     if type_ids:
@@ -212,6 +237,76 @@ def expire_holds(
     return [row["id"] for row in expired]
 
 
+def finish_key(conn: sqlite3.Connection, order_id: int) -> None:
+    """Once an order is final, its key replays that end (an error for a FAILED order)."""
+    rec = idempotency.for_order(conn, order_id)
+    if rec is None or rec.finished:
+        return
+    status = conn.execute("SELECT status FROM orders WHERE id = ?", (order_id,)).fetchone()[0]
+    if status == "FAILED":
+        idempotency.finish(
+            conn, rec.key, ErrorCode.PAYMENT_DECLINED, f"payment for order {order_id} failed"
+        )
+    elif status != "PENDING":
+        idempotency.finish(conn, rec.key)
+
+
+Mode = Literal["settle", "pay", "cancel"]
+
+
+def apply_outcome(
+    s: Session, payment: sqlite3.Row, outcome: str, *, mode: Mode, reason: str
+) -> None:
+    """Inside the caller's transaction: an open attempt's outcome is known.
+
+    captured: pays its PENDING order (mode settle or pay); otherwise the money is not owed
+    (the order ended, was paid by another payment, or is being cancelled) and a refund is
+    asked for, once. unknown: the attempt stays open, the order keeps its seats.
+    declined / voided: the attempt is final; in mode settle the order FAILS and its hold is
+    released; in the other modes the caller goes on (pays another way, or cancels).
+    Refunds asked for here are run by the caller after the commit (`run_refunds`)."""
+    c = s.conn
+    status = "captured" if outcome == "captured" else outcome
+    if status not in ("captured", "unknown", "declined", "voided"):
+        status = "voided"  # refunded / anything else: nothing of this attempt is kept
+    if not payments.settle(c, payment, status):
+        return  # someone settled it first; what stands is theirs
+    oid = payment["order_id"]
+    row = order_row(c, oid)
+    if status == "unknown":
+        audit.record(c, s.operator, "order", oid, "payment_unknown", reason=reason)
+        return
+    if status == "captured":
+        if row["status"] == "PENDING" and mode != "cancel":
+            mark_paid(c, s.operator, row, method=payment["method"], reason=reason)
+            finish_key(c, oid)
+            return
+        why = (
+            "order is being cancelled"
+            if mode == "cancel"
+            else f"order was already {row['status']} when this payment was captured"
+        )
+        payments.request_refund(c, s.operator, payments.get(c, payment["id"]), why)
+        return
+    audit.record(
+        c,
+        s.operator,
+        "order",
+        oid,
+        "payment_" + status,
+        reason=reason,
+        data={"payment_id": payment["id"]},
+    )
+    if mode == "settle" and row["status"] == "PENDING":
+        release_pending(c, s.operator, row, "FAILED", reason)
+
+
+def run_refunds(s: Session, order_id: int | None = None) -> list[int]:
+    """Give back every refund asked for (of one order, or all); safe to run again."""
+    ids = payments.requested_refunds(s.conn, order_id)
+    return payments.run_refunds(s.conn, s.provider, s.operator, ids) if ids else []
+
+
 # ------------------------------------------------------------------------------ the flow
 
 
@@ -220,6 +315,10 @@ def _hold_minutes(conn: sqlite3.Connection, requested: float | None) -> float:
         return requested
     row = conn.execute("SELECT value FROM meta WHERE key = 'hold_minutes'").fetchone()
     return float(row["value"]) if row else DEFAULT_HOLD_MINUTES
+
+
+def default_hold_minutes(s: Session) -> float:
+    return _hold_minutes(s.conn, None)
 
 
 def _reserve(s: Session, req: OrderRequest, key: str, fp: str, *, op: str) -> int:
@@ -270,21 +369,9 @@ def _reserve(s: Session, req: OrderRequest, key: str, fp: str, *, op: str) -> in
     expires = clock.now_us() + int(_hold_minutes(conn, req.hold_minutes) * 60_000_000)
     order_id = conn.execute(
         "INSERT INTO orders (event_id, status, email, name, currency, total_minor,"
-        " idempotency_key, pay_method, payment_state, hold_expires_us, created_at, updated_at)"
-        " VALUES (?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            event_ids[0],
-            req.email,
-            req.name,
-            currency,
-            total,
-            key,
-            req.pay,
-            "charging" if op == "purchase" else None,
-            expires,
-            now,
-            now,
-        ),
+        " idempotency_key, pay_method, hold_expires_us, created_at, updated_at)"
+        " VALUES (?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (event_ids[0], req.email, req.name, currency, total, key, req.pay, expires, now, now),
     ).lastrowid
     assert order_id is not None
     conn.executemany(
@@ -297,6 +384,9 @@ def _reserve(s: Session, req: OrderRequest, key: str, fp: str, *, op: str) -> in
     )
     audit.record(conn, s.operator, "order", order_id, "create", to_state="PENDING", reason=op)
     idempotency.insert(conn, key, fp, order_id, finished=(op == "create"))
+    if op == "purchase":
+        assert req.pay is not None
+        payments.open_attempt(conn, order_id, req.pay, total, req.card)
     return order_id
 
 
@@ -309,21 +399,25 @@ def _replay(s: Session, rec: idempotency.KeyRecord) -> OrderResult:
     return OrderResult(get_order(s, rec.order_id), True)
 
 
+def _mismatch(key: str, order_id: int | None) -> TicketHubError:
+    return TicketHubError(
+        ErrorCode.IDEMPOTENCY_MISMATCH,
+        f"idempotency key {key!r} was used for a different request",
+        order_id=order_id,
+        hint="use a new key for a new request",
+    )
+
+
 def _claim_existing(s: Session, rec: idempotency.KeyRecord, fp: str) -> Literal["replay", "resume"]:
     """Inside phase (a)'s transaction: what to do with a key we have seen before."""
-    if rec.fingerprint != fp:
-        raise TicketHubError(
-            ErrorCode.IDEMPOTENCY_MISMATCH,
-            f"idempotency key {rec.key!r} was used for a different request",
-            order_id=rec.order_id,
-            hint="use a new key for a new request",
-        )
+    if not idempotency.same_request(rec, fp):
+        raise _mismatch(rec.key, rec.order_id)
     if rec.finished:
         return "replay"
     assert rec.order_id is not None
-    row = _order_row(s.conn, rec.order_id)
+    row = order_row(s.conn, rec.order_id)
     if row["status"] != "PENDING":  # finished by reconcile or a callback meanwhile
-        _finish_key_from_order(s.conn, rec.key, row)
+        finish_key(s.conn, row["id"])
         return "replay"
     if idempotency.holder_alive(rec, clock.now_us()):
         raise TicketHubError(
@@ -333,20 +427,7 @@ def _claim_existing(s: Session, rec: idempotency.KeyRecord, fp: str) -> Literal[
             hint="retry in a moment",
         )
     idempotency.claim(s.conn, rec.key)
-    s.conn.execute(
-        "UPDATE orders SET payment_state = 'charging', updated_at = ? WHERE id = ?",
-        (clock.now_text(), rec.order_id),
-    )
     return "resume"
-
-
-def _finish_key_from_order(conn: sqlite3.Connection, key: str, row: sqlite3.Row) -> None:
-    if row["status"] == "FAILED":
-        idempotency.finish(
-            conn, key, ErrorCode.PAYMENT_DECLINED, f"payment for order {row['id']} failed"
-        )
-    else:
-        idempotency.finish(conn, key)
 
 
 @dataclass
@@ -358,6 +439,18 @@ class _Plan:
     order_id: int | None = None
     replayed: bool = False
     replay: idempotency.KeyRecord | None = None
+    payment_id: int | None = None
+
+
+def _attempt_for(s: Session, order_id: int, req: OrderRequest) -> int:
+    """The attempt a resumed purchase goes on with: the open one (same provider key, so the
+    provider answers with the first charge), else a new one."""
+    open_ = payments.open_for(s.conn, order_id)
+    if open_ is not None:
+        return open_["id"]
+    row = order_row(s.conn, order_id)
+    assert req.pay is not None
+    return payments.open_attempt(s.conn, order_id, req.pay, row["total_minor"], req.card)["id"]
 
 
 def _begin_purchase(s: Session, req: OrderRequest) -> _Plan:
@@ -369,10 +462,12 @@ def _begin_purchase(s: Session, req: OrderRequest) -> _Plan:
     fp = req.fingerprint("purchase")
     rec = idempotency.get(s.conn, key)
     if rec is None:
-        return _Plan(req, key, _reserve(s, req, key, fp, op="purchase"))
+        oid = _reserve(s, req, key, fp, op="purchase")
+        return _Plan(req, key, oid, payment_id=_attempt_for(s, oid, req))
     if _claim_existing(s, rec, fp) == "replay":
         return _Plan(req, key, rec.order_id, True, idempotency.get(s.conn, key))
-    return _Plan(req, key, rec.order_id, True)
+    assert rec.order_id is not None
+    return _Plan(req, key, rec.order_id, True, payment_id=_attempt_for(s, rec.order_id, req))
 
 
 def purchase(s: Session, req: OrderRequest) -> OrderResult:
@@ -389,36 +484,64 @@ def purchase_many(s: Session, reqs: list[OrderRequest]) -> list[OrderResult | Ti
     """Purchases with group commit, for batches: every request's phase (a) shares one
     transaction and every phase (c) another, each request in its own savepoint so a refusal
     rolls back alone. Each result is final (committed) when returned; a crash leaves every
-    request at its recovery point, exactly as `purchase` would. Keys must be distinct."""
-    outcomes: list[OrderResult | TicketHubError | None] = [None] * len(reqs)
+    request at its recovery point, exactly as `purchase` would. Keys must be distinct.
+
+    The outcome is the one a row-by-row run would give: a request refused as SOLD_OUT while
+    an earlier request of the group still holds seats it may give back (its card may be
+    declined) is not answered here; it and the rest go on in a new group once those earlier
+    ones are settled."""
+    outcomes: list[OrderResult | TicketHubError] = []
+    rest = list(reqs)
+    while rest:
+        done, rest = _purchase_group(s, rest)
+        outcomes.extend(done)
+    return outcomes
+
+
+def _purchase_group(
+    s: Session, reqs: list[OrderRequest]
+) -> tuple[list[OrderResult | TicketHubError], list[OrderRequest]]:
+    """One group: the answers for a prefix of `reqs`, and the requests left for the next."""
+    outcomes: list[OrderResult | TicketHubError | None] = []
     plans: dict[int, _Plan] = {}
+    cut = len(reqs)
     with transaction(s.conn) as c:
         for i, req in enumerate(reqs):
             try:
                 with savepoint(c):
                     plans[i] = _begin_purchase(s, req)
+                outcomes.append(None)
             except TicketHubError as err:
-                outcomes[i] = err
+                if err.code == ErrorCode.SOLD_OUT and any(p.replay is None for p in plans.values()):
+                    cut = i  # an earlier request may still give seats back: ask again later
+                    break
+                outcomes.append(err)
     live = {i: p for i, p in plans.items() if p.replay is None}
     if live:
         faults.point("after_reserve")
-    charges = {i: _charge(s, _order_row(s.conn, p.order_id), p.req) for i, p in live.items()}
+    charges = {i: _charge(s, p) for i, p in live.items()}
     if live:
         faults.point("after_charge")
-    settled = {}
-    if live:
-        with transaction(s.conn) as c:
-            for i, p in live.items():
-                settled[i] = _settle_in_tx(s, p, charges[i])
+    try:
+        if live:
+            with transaction(s.conn):
+                faults.busy_point("busy_after_charge")
+                for i, p in live.items():
+                    _settle_in_tx(s, p, charges[i])
+    except (TicketHubError, sqlite3.Error) as exc:
+        for i, p in live.items():
+            outcomes[i] = _after_charge_failure(p, exc)
+        live = {}
     for i, p in plans.items():
+        if outcomes[i] is not None:
+            continue
         try:
-            if p.replay is not None:
-                outcomes[i] = _replay(s, p.replay)
-            else:
-                outcomes[i] = _finish(s, p, charges[i], *settled[i])
+            outcomes[i] = (
+                _replay(s, p.replay) if p.replay is not None else _finish(s, p, charges[i])
+            )
         except TicketHubError as err:
             outcomes[i] = err
-    return [o for o in outcomes if o is not None]
+    return [o for o in outcomes if o is not None], reqs[cut:]
 
 
 def create_order(s: Session, req: OrderRequest) -> OrderResult:
@@ -430,234 +553,242 @@ def create_order(s: Session, req: OrderRequest) -> OrderResult:
         rec = idempotency.get(s.conn, key)
         if rec is None:
             order_id = _reserve(s, req, key, fp, op="create")
-        elif rec.fingerprint != fp:
-            raise TicketHubError(
-                ErrorCode.IDEMPOTENCY_MISMATCH,
-                f"idempotency key {key!r} was used for a different request",
-                order_id=rec.order_id,
-                hint="use a new key for a new request",
-            )
+        elif not idempotency.same_request(rec, fp):
+            raise _mismatch(key, rec.order_id)
     if rec is not None:
         assert rec.order_id is not None
         return OrderResult(get_order(s, rec.order_id), True)
     return OrderResult(get_order(s, order_id), False)
 
 
+def resolve_open_payment(s: Session, oid: int, *, mode: Mode, reason: str) -> str | None:
+    """Ask the provider about the order's open attempt before anyone takes another payment
+    or cancels: a captured charge is applied (`mode`), an open one voided so it can never
+    land. Cash left open by a crash was taken by the operator: it counts as captured.
+    Returns the outcome, or None when no attempt was open. IN_PROGRESS while the attempt's
+    worker is alive."""
+    open_ = payments.open_for(s.conn, oid)
+    if open_ is None:
+        return None
+    rec = idempotency.for_order(s.conn, oid)
+    if (
+        open_["status"] == "pending"
+        and rec is not None
+        and idempotency.holder_alive(rec, clock.now_us())
+    ):
+        raise TicketHubError(
+            ErrorCode.IN_PROGRESS,
+            f"a payment for order {oid} is being taken right now",
+            order_id=oid,
+            hint="wait for it to finish, then look at the order again",
+        )
+    if open_["method"] == "cash":
+        outcome = "captured"
+    else:
+        ref = open_["provider_ref"]
+        found = s.provider.lookup(ref) or s.provider.void(ref, oid)
+        outcome = found.status
+    with transaction(s.conn):
+        payment = payments.get(s.conn, open_["id"])
+        if payment["status"] in payments.OPEN:
+            apply_outcome(s, payment, outcome, mode=mode, reason=reason)
+    run_refunds(s, oid)
+    return outcome
+
+
 def pay_order(s: Session, order_id: object, *, pay: str | None, card: str | None) -> OrderResult:
-    """Charge a PENDING order and issue its tickets."""
+    """Charge a PENDING order and issue its tickets. An attempt left open (outcome unknown,
+    or its worker died) is settled with the provider first, so two payments are never kept."""
     oid = v.parse_id(order_id, "order")
     if pay not in ("card", "cash"):
         raise invalid("--pay must be card (with --card NUMBER) or cash")
     if pay == "cash" and card:
         raise invalid("--card goes with --pay card")
     card_digits = v.card_number(card) if pay == "card" else None
+    order_row(s.conn, oid)  # NOT_FOUND before anyone is asked anything
+    earlier = resolve_open_payment(s, oid, mode="pay", reason="earlier payment found captured")
     with transaction(s.conn) as c:
-        row = _order_row(c, oid)
+        row = order_row(c, oid)
+        if row["status"] == "PAID" and earlier == "captured":
+            if row["pay_method"] == pay:
+                return OrderResult(order_dict(c, row), True)
+            raise invalid_state(
+                f"order {oid} is PAID: the earlier {row['pay_method']} payment of"
+                f" {money.format_amount(row['total_minor'], row['currency'])} {row['currency']}"
+                f" went through; take no {pay} payment",
+                order_id=oid,
+            )
         if row["status"] != "PENDING":
             raise invalid_state(
                 f"order {oid} is {row['status']}; only a PENDING order can be paid", order_id=oid
             )
+        if earlier is None and hold_expired(c, row):
+            raise invalid_state(f"the hold of order {oid} has expired", order_id=oid)
         rec = idempotency.for_order(c, oid)
         assert rec is not None
-        if row["payment_state"] is None and row["hold_expires_us"] <= clock.now_us():
-            raise invalid_state(f"the hold of order {oid} has expired", order_id=oid)
         if idempotency.holder_alive(rec, clock.now_us()):
             raise TicketHubError(
                 ErrorCode.IN_PROGRESS, f"order {oid} is being paid right now", order_id=oid
             )
         idempotency.claim(c, rec.key)
         c.execute(
-            "UPDATE orders SET payment_state = 'charging', pay_method = ?, updated_at = ?"
-            " WHERE id = ?",
+            "UPDATE orders SET pay_method = ?, updated_at = ? WHERE id = ?",
             (pay, clock.now_text(), oid),
         )
+        attempt = payments.open_attempt(c, oid, pay, row["total_minor"], card_digits)
     payment = OrderRequest.model_construct(items=(), pay=pay, card=card_digits)
-    return _complete(s, _Plan(payment, rec.key, oid))
+    return _complete(s, _Plan(payment, rec.key, oid, payment_id=attempt["id"]))
 
 
-def _charge(s: Session, row: sqlite3.Row, req: OrderRequest) -> payments.ChargeResult:
-    if req.pay == "cash":
+def _charge(s: Session, plan: _Plan) -> payments.ChargeResult:
+    """Phase (b): take the money, outside any transaction, by the attempt's own key."""
+    assert plan.payment_id is not None
+    attempt = payments.get(s.conn, plan.payment_id)
+    if attempt["status"] not in payments.OPEN:  # settled meanwhile (reconcile, callback)
+        return payments.ChargeResult(attempt["status"], attempt["provider_ref"])
+    if attempt["method"] == "cash":
         return payments.ChargeResult("captured", None, "cash taken by the operator")
-    if req.card is None:  # resumed without a card (cannot happen through the CLI): ask only
-        return s.provider.lookup(row["id"]) or payments.ChargeResult("unknown")
-    return s.provider.charge(row["id"], row["total_minor"], req.card)
+    ref = attempt["provider_ref"]
+    if plan.req.card is None:  # resumed without a card (cannot happen through the CLI): ask
+        return s.provider.lookup(ref) or payments.ChargeResult("unknown")
+    row = order_row(s.conn, attempt["order_id"])
+    return s.provider.charge(
+        ref, row["id"], attempt["amount_minor"], row["currency"], plan.req.card
+    )
 
 
 def _complete(s: Session, plan: _Plan) -> OrderResult:
     """Phases (b) and (c): charge outside any transaction, then settle the order."""
-    assert plan.order_id is not None
-    result = _charge(s, _order_row(s.conn, plan.order_id), plan.req)
+    result = _charge(s, plan)
     faults.point("after_charge")
-    with transaction(s.conn):
-        settled = _settle_in_tx(s, plan, result)
-    return _finish(s, plan, result, *settled)
+    try:
+        with transaction(s.conn):
+            faults.busy_point("busy_after_charge")
+            _settle_in_tx(s, plan, result)
+    except (TicketHubError, sqlite3.Error) as exc:
+        raise _after_charge_failure(plan, exc) from None
+    return _finish(s, plan, result)
 
 
-def _settle_in_tx(
-    s: Session, plan: _Plan, result: payments.ChargeResult
-) -> tuple[dict[str, Any], bool, tuple[str, str] | None]:
-    """Phase (c) inside the caller's transaction: (order, refund needed, final failure)."""
-    c, order_id, key = s.conn, plan.order_id, plan.key
-    assert order_id is not None and plan.req.pay is not None
-    refund = False
-    failure: tuple[str, str] | None = None
-    row = _order_row(c, order_id)
-    if row["status"] != "PENDING":
-        # settled meanwhile (reconcile, callback): never take money for a dead order
-        refund = result.status == "captured" and plan.req.pay == "card"
-        refund = refund and row["status"] != "PAID"
-        _finish_key_from_order(c, key, row)
-        rec = idempotency.get(c, key)
-        if rec is not None and rec.result_code:
-            failure = (rec.result_code, rec.result_message or rec.result_code)
+def _after_charge_failure(plan: _Plan, exc: TicketHubError | sqlite3.Error) -> TicketHubError:
+    """The settlement failed after the provider may have taken money: never say that nothing
+    changed. Name the order and the key; a retry with the key finishes without a new charge."""
+    err = exc if isinstance(exc, TicketHubError) else translate(exc)
+    return TicketHubError(
+        err.code,
+        f"order {plan.order_id}: a payment may have been taken, but recording it failed"
+        f" ({err.message})",
+        order_id=plan.order_id,
+        hint=f"do not take another payment; retry with --idempotency-key {plan.key} (it will"
+        f" not charge again), or run `tickethub reconcile --order {plan.order_id}`",
+        details={"idempotency_key": plan.key, "payment_may_exist": True},
+    )
+
+
+def _settle_in_tx(s: Session, plan: _Plan, result: payments.ChargeResult) -> None:
+    """Phase (c) inside the caller's transaction."""
+    assert plan.payment_id is not None
+    attempt = payments.get(s.conn, plan.payment_id)
+    if attempt["status"] in payments.OPEN:
+        apply_outcome(s, attempt, result.status, mode="settle", reason=_reason(result))
+    assert plan.order_id is not None
+    if order_row(s.conn, plan.order_id)["status"] == "PENDING":
+        idempotency.release(s.conn, plan.key)  # outcome unknown: a retry may resume at once
     else:
-        failure = _settle(s, row, key, plan.req.pay, result)
-    return order_dict(c, _order_row(c, order_id)), refund, failure
+        finish_key(s.conn, plan.order_id)
 
 
-def _finish(
-    s: Session,
-    plan: _Plan,
-    result: payments.ChargeResult,
-    order: dict[str, Any],
-    refund: bool,
-    failure: tuple[str, str] | None,
-) -> OrderResult:
-    """After phase (c) committed: refund a charge for a dead order, then answer."""
-    order_id, key = order["id"], plan.key
-    if refund:
-        refund_order_payment(s, order_id, order["total_minor"], "charge after order ended")
-        order = get_order(s, order_id)
-    if result.status == "unknown" and failure is None:
+def _reason(result: payments.ChargeResult) -> str:
+    return {
+        "captured": "payment captured",
+        "unknown": "the provider did not answer; outcome unknown",
+    }.get(result.status, result.message or result.status)
+
+
+def _finish(s: Session, plan: _Plan, result: payments.ChargeResult) -> OrderResult:
+    """After phase (c) committed: give back any money not owed, then answer."""
+    assert plan.order_id is not None
+    order_id, key = plan.order_id, plan.key
+    run_refunds(s, order_id)
+    order = get_order(s, order_id)
+    attempt = payments.get(s.conn, plan.payment_id or 0) if plan.payment_id else None
+    if order["status"] == "PENDING" and attempt is not None and attempt["status"] == "unknown":
         raise TicketHubError(
             ErrorCode.PAYMENT_UNKNOWN,
-            f"payment outcome for order {order_id} is unknown",
+            f"payment outcome for order {order_id} is unknown; its seats stay held",
             order_id=order_id,
-            hint=f"retry with --idempotency-key {key}, or run `tickethub reconcile` later",
+            hint=f"do not take another payment; retry with --idempotency-key {key}, or run"
+            f" `tickethub reconcile --order {order_id}`; to give up, `tickethub order cancel"
+            f" {order_id}` (it asks the provider first)",
             details={"idempotency_key": key},
         )
-    if failure is not None:
+    if order["status"] == "FAILED":
+        message = f"payment for order {order_id} declined: {result.message or result.status}"
+        if result.status not in ("declined", "voided"):
+            message = f"payment for order {order_id} failed"
         raise TicketHubError(
-            ErrorCode(failure[0]), failure[1], order_id=order_id, details={"idempotency_key": key}
+            ErrorCode.PAYMENT_DECLINED, message, order_id=order_id, details={"idempotency_key": key}
         )
     return OrderResult(order, plan.replayed)
-
-
-def _settle(
-    s: Session, row: sqlite3.Row, key: str, method: str, result: payments.ChargeResult
-) -> tuple[str, str] | None:
-    """Phase (c) for a PENDING order, inside its transaction; returns (code, message) of a
-    final failure, None otherwise."""
-    c, order_id = s.conn, row["id"]
-    if result.status != "unknown":
-        payments.record(
-            c,
-            order_id,
-            kind="charge",
-            method=method,
-            status=result.status,
-            amount_minor=row["total_minor"],
-            reference=result.reference,
-        )
-    if result.status == "captured":
-        mark_paid(c, s.operator, row, method=method)
-        idempotency.finish(c, key)
-        return None
-    if result.status == "unknown":
-        c.execute(
-            "UPDATE orders SET payment_state = 'unknown', updated_at = ? WHERE id = ?",
-            (clock.now_text(), order_id),
-        )
-        audit.record(c, s.operator, "order", order_id, "payment_unknown")
-        idempotency.release(c, key)
-        return None
-    message = f"payment for order {order_id} declined: {result.message}"
-    release_pending(c, s.operator, row, "FAILED", result.message or "declined")
-    idempotency.finish(c, key, ErrorCode.PAYMENT_DECLINED, message)
-    return (ErrorCode.PAYMENT_DECLINED, message)
-
-
-def refund_order_payment(s: Session, order_id: int, amount: int, why: str) -> None:
-    """Give money back through the provider (outside any transaction), then record it."""
-    result = s.provider.refund(order_id, amount)
-    with transaction(s.conn) as c:
-        payments.record(
-            c,
-            order_id,
-            kind="refund",
-            method="card",
-            status=result.status,
-            amount_minor=amount,
-            reference=result.reference,
-        )
-        audit.record(c, s.operator, "order", order_id, "refund", reason=why)
 
 
 # ------------------------------------------------------------------------------ cancelling
 
 
-def cancel_order(s: Session, order_id: object, *, reason: str | None = None) -> dict[str, Any]:
-    """PENDING → CANCELLED (hold released); PAID → refund → CANCELLED (tickets void)."""
+def cancel_order(
+    s: Session, order_id: object, *, reason: str | None = None, force: bool = False
+) -> dict[str, Any]:
+    """PENDING → CANCELLED (hold released; an open payment asked about first: voided, or
+    refunded if it was captured); PAID → CANCELLED with every captured payment refunded once
+    and the tickets void. Admitted tickets need `force`, and their seats stay used."""
     oid = v.parse_id(order_id, "order")
     why = v.optional_text(reason, "reason") or "cancelled by operator"
+    row = order_row(s.conn, oid)
+    _refuse_cancel(s.conn, row, force)
+    resolve_open_payment(s, oid, mode="cancel", reason=f"asked before cancelling: {why}")
     with transaction(s.conn) as c:
-        row = _order_row(c, oid)
+        row = order_row(c, oid)
+        _refuse_cancel(c, row, force)
         if row["status"] == "PENDING":
-            if row["payment_state"] is not None:
-                raise TicketHubError(
-                    ErrorCode.IN_PROGRESS,
-                    f"a payment for order {oid} is in flight",
-                    order_id=oid,
-                    hint="wait for it, or run `tickethub reconcile` to settle it first",
-                )
             release_pending(c, s.operator, row, "CANCELLED", why)
-            rec = idempotency.for_order(c, oid)
-            if rec is not None and not rec.finished:
-                idempotency.finish(c, rec.key)
-            return order_dict(c, _order_row(c, oid))
-        if row["status"] != "PAID":
-            raise invalid_state(
-                f"order {oid} is {row['status']}; only PENDING or PAID orders can be cancelled",
-                order_id=oid,
-            )
-        if row["cancel_requested_reason"] is None:
-            c.execute(
-                "UPDATE orders SET cancel_requested_reason = ?, updated_at = ? WHERE id = ?",
-                (why, clock.now_text(), oid),
-            )
-            audit.record(c, s.operator, "order", oid, "refund_requested", reason=why)
-    finish_paid_cancellation(s, oid)
+        else:
+            for type_id, count in tickets.void_for_order(c, oid).items():
+                inventory.unsell(c, type_id, count)
+            _set_status(c, s.operator, row, "CANCELLED", why)
+            finish_key(c, oid)
+        for p in payments.for_order(c, oid):
+            if p["status"] == "captured":
+                payments.request_refund(c, s.operator, p, why)
+    run_refunds(s, oid)
     return get_order(s, oid)
 
 
-def finish_paid_cancellation(s: Session, oid: int) -> bool:
-    """Refund (idempotent at the provider), then void tickets and release seats. Also run by
-    reconcile for a cancellation a crash interrupted."""
-    row = _order_row(s.conn, oid)
-    if row["status"] != "PAID" or row["cancel_requested_reason"] is None:
-        return False
-    method = row["pay_method"] or "card"
-    if method == "cash":
-        result = payments.ChargeResult("refunded", None, "cash handed back by the operator")
-    else:
-        result = s.provider.refund(oid, row["total_minor"])
-    with transaction(s.conn) as c:
-        row = _order_row(c, oid)
-        if row["status"] != "PAID":
-            return False
-        for type_id, count in tickets.void_for_order(c, oid).items():
-            inventory.unsell(c, type_id, count)
-        payments.record(
-            c,
-            oid,
-            kind="refund",
-            method=method,
-            status=result.status,
-            amount_minor=row["total_minor"],
-            reference=result.reference,
+def _refuse_cancel(conn: sqlite3.Connection, row: sqlite3.Row, force: bool) -> None:
+    oid = row["id"]
+    if row["status"] not in ("PENDING", "PAID"):
+        raise invalid_state(
+            f"order {oid} is {row['status']}; only PENDING or PAID orders can be cancelled",
+            order_id=oid,
         )
-        _set_status(c, s.operator, row, "CANCELLED", row["cancel_requested_reason"])
-    return True
+    if row["status"] == "PAID" and not force:
+        admitted = tickets.admitted_count(conn, oid)
+        if admitted:
+            raise invalid_state(
+                f"order {oid} has {admitted} ticket(s) already admitted at the gate;"
+                " cancel with --force to refund anyway (their seats stay used)",
+                order_id=oid,
+            )
+
+
+def finish_legacy_cancellations(s: Session) -> list[int]:
+    """Cancellations of PAID orders that a version-1 build began and a crash interrupted."""
+    rows = s.conn.execute(
+        "SELECT id, cancel_requested_reason FROM orders WHERE status = 'PAID'"
+        " AND cancel_requested_reason IS NOT NULL"
+    ).fetchall()
+    for r in rows:
+        cancel_order(s, r["id"], reason=r["cancel_requested_reason"], force=True)
+    return [r["id"] for r in rows]
 
 
 def set_default_hold_minutes(s: Session, minutes: object) -> float:

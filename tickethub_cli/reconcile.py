@@ -1,31 +1,36 @@
 """`reconcile`: bring every unfinished order to a final, consistent state.
 
-- A PENDING order with a payment in flight whose worker has been silent long enough: ask the
-  provider. Captured → PAID with tickets. Nothing there → void the order at the provider first
-  (so a worker that was only slow cannot charge it afterwards), then FAILED, hold released.
+- A payment attempt left open (being taken, or outcome unknown) whose worker has been silent
+  long enough: ask the provider by the attempt's key. Captured → the order is PAID with
+  tickets (or, if it no longer can be, the money is refunded once). Nothing there → void the
+  charge key first (so a worker that was only slow cannot charge it afterwards), then FAILED,
+  hold released. Cash is never asked for at the card provider: the operator took it.
 - A PENDING order whose hold ran out with no payment in flight → CANCELLED (hold_expired).
-- A PAID order whose refund was asked for but not finished → refunded and CANCELLED.
-- A late callback success still waiting for its refund → refunded.
-Running it twice changes nothing the second time.
+- Every refund asked for and not yet given (a crash, a provider that did not answer).
+Running it twice changes nothing the second time. `--order ID` does all this for one order
+now, whatever `--stale-after` says, once its worker is gone or its outcome is unknown.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from . import callbacks, clock, idempotency, orders, payments
-from .db import transaction
-from .errors import ErrorCode, invalid
+from . import clock, idempotency, orders, payments
+from . import validation as v
+from .db import snapshot, transaction
+from .errors import ErrorCode, TicketHubError, invalid
 from .session import Session
 
 DEFAULT_STALE_AFTER_S = 60.0
 
 
-def _stale_candidates(s: Session, stale_after_s: float) -> list[int]:
+def _stale_orders(s: Session, stale_after_s: float) -> list[int]:
+    """Orders with an open attempt whose worker has been silent that long and is gone."""
     now = clock.now_us()
     rows = s.conn.execute(
-        "SELECT o.id, k.key FROM orders o LEFT JOIN idempotency_keys k ON k.order_id = o.id"
-        " WHERE o.status = 'PENDING' AND o.payment_state IS NOT NULL ORDER BY o.id"
+        "SELECT p.order_id, p.status, k.key FROM payments p"
+        " LEFT JOIN idempotency_keys k ON k.order_id = p.order_id"
+        " WHERE p.status IN ('pending', 'unknown') ORDER BY p.order_id"
     ).fetchall()
     result = []
     for r in rows:
@@ -35,90 +40,88 @@ def _stale_candidates(s: Session, stale_after_s: float) -> list[int]:
                 continue
             if idempotency.holder_alive(rec, now):
                 continue
-        result.append(r["id"])
+        result.append(r["order_id"])
     return result
 
 
-def _settle(s: Session, order_id: int) -> dict[str, Any] | None:
-    found = s.provider.lookup(order_id)
-    if found is None:
-        found = s.provider.void(order_id)  # from now on no charge can be taken for it
+def _resolve(s: Session, order_id: int) -> dict[str, Any] | None:
+    before = orders.order_row(s.conn, order_id)["status"]
+    outcome = orders.resolve_open_payment(
+        s, order_id, mode="settle", reason="reconcile: asked the provider"
+    )
+    if outcome is None:
+        return None
+    after = orders.order_row(s.conn, order_id)["status"]
+    reason = "charge_captured" if outcome == "captured" else "no_charge"
+    return {"order_id": order_id, "from": before, "to": after, "reason": reason}
+
+
+def _expire(s: Session, order_id: int | None) -> list[dict[str, Any]]:
     with transaction(s.conn) as c:
-        row = orders._order_row(c, order_id)
-        if row["status"] != "PENDING" or row["payment_state"] is None:
-            return None
-        rec = idempotency.for_order(c, order_id)
-        if found.status == "captured":
-            payments.record(
-                c,
-                order_id,
-                kind="charge",
-                method=row["pay_method"] or "card",
-                status="captured",
-                amount_minor=row["total_minor"],
-                reference=found.reference,
-            )
-            orders.mark_paid(
-                c,
-                s.operator,
-                row,
-                method=row["pay_method"] or "card",
-                reason="reconcile: charge found captured",
-            )
-            if rec is not None:
-                idempotency.finish(c, rec.key)
-            to = "PAID"
+        if order_id is None:
+            expired = orders.expire_holds(c, s.operator)
         else:
-            reason = f"reconcile: no charge at the provider ({found.status})"
-            orders.release_pending(c, s.operator, row, "FAILED", reason)
-            if rec is not None:
-                idempotency.finish(
-                    c,
-                    rec.key,
-                    ErrorCode.PAYMENT_DECLINED,
-                    f"payment for order {order_id} failed: {reason}",
-                )
-            to = "FAILED"
-    return {"order_id": order_id, "from": "PENDING", "to": to, "reason": reason_for(to)}
+            row = orders.order_row(c, order_id)
+            expired = []
+            if orders.hold_expired(c, row):
+                orders.release_pending(c, s.operator, row, "CANCELLED", "hold_expired")
+                expired = [order_id]
+    return [
+        {"order_id": oid, "from": "PENDING", "to": "CANCELLED", "reason": "hold_expired"}
+        for oid in expired
+    ]
 
 
-def reason_for(to: str) -> str:
-    return {"PAID": "charge_captured", "FAILED": "no_charge"}.get(to, to.lower())
+def _refunds(s: Session, order_id: int | None) -> list[dict[str, Any]]:
+    done = orders.run_refunds(s, order_id)
+    return [
+        {
+            "order_id": payments.get(s.conn, pid)["order_id"],
+            "from": None,
+            "to": None,
+            "reason": "refunded",
+            "payment_id": pid,
+        }
+        for pid in done
+    ]
 
 
-def reconcile(s: Session, stale_after: object = DEFAULT_STALE_AFTER_S) -> list[dict[str, Any]]:
+def parse_stale_after(stale_after: object) -> float:
     try:
         stale_s = float(str(stale_after))
     except ValueError:
         raise invalid(f"--stale-after must be seconds, got {str(stale_after)[:20]!r}") from None
     if not 0 <= stale_s <= 30 * 24 * 3600:
         raise invalid("--stale-after must be between 0 and 2592000 seconds")
+    return stale_s
+
+
+def reconcile(
+    s: Session, stale_after: object = DEFAULT_STALE_AFTER_S, *, order_id: object | None = None
+) -> list[dict[str, Any]]:
+    stale_s = parse_stale_after(stale_after)
+    oid = None if order_id is None else v.parse_id(order_id, "order")
     repaired: list[dict[str, Any]] = []
-    for order_id in _stale_candidates(s, stale_s):
-        done = _settle(s, order_id)
+    if oid is not None:
+        with snapshot(s.conn) as c:
+            orders.order_row(c, oid)  # NOT_FOUND before anything is asked
+        candidates = [oid]
+    else:
+        candidates = _stale_orders(s, stale_s)
+    for candidate in candidates:
+        try:
+            done = _resolve(s, candidate)
+        except TicketHubError as err:  # a worker came back to it meanwhile: its to finish
+            if err.code != ErrorCode.IN_PROGRESS or oid is not None:
+                raise
+            continue
         if done:
             repaired.append(done)
-    with transaction(s.conn) as c:
-        for order_id in orders.expire_holds(c, s.operator):
+    repaired.extend(_expire(s, oid))
+    if oid is None:
+        for legacy in orders.finish_legacy_cancellations(s):
             repaired.append(
-                {
-                    "order_id": order_id,
-                    "from": "PENDING",
-                    "to": "CANCELLED",
-                    "reason": "hold_expired",
-                }
+                {"order_id": legacy, "from": "PAID", "to": "CANCELLED", "reason": "refunded"}
             )
-    unfinished = s.conn.execute(
-        "SELECT id FROM orders WHERE status = 'PAID' AND cancel_requested_reason IS NOT NULL"
-    ).fetchall()
-    for r in unfinished:
-        if orders.finish_paid_cancellation(s, r["id"]):
-            repaired.append(
-                {"order_id": r["id"], "from": "PAID", "to": "CANCELLED", "reason": "refunded"}
-            )
-    for callback_id, order_id, amount in callbacks.pending_refunds(s):
-        callbacks.settle_refund(s, callback_id, order_id, amount)
-        repaired.append(
-            {"order_id": order_id, "from": None, "to": None, "reason": "late_success_refunded"}
-        )
+    repaired.extend(_refunds(s, oid))
     return repaired

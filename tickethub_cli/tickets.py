@@ -28,12 +28,13 @@ def issue(
 
 
 def void_for_order(conn: sqlite3.Connection, order_id: int) -> dict[int, int]:
-    """Void the order's valid tickets; returns how many per ticket type."""
+    """Void the order's valid tickets; returns, per ticket type, how many seats go back on
+    sale. An admitted ticket's seat does not: the person is inside (`sold` keeps counting it)."""
     counts = {
         r["ticket_type_id"]: r["n"]
         for r in conn.execute(
-            "SELECT ticket_type_id, count(*) AS n FROM tickets"
-            " WHERE order_id = ? AND status = 'valid' GROUP BY ticket_type_id",
+            "SELECT ticket_type_id, count(*) AS n FROM tickets WHERE order_id = ?"
+            " AND status = 'valid' AND checked_in_at IS NULL GROUP BY ticket_type_id",
             (order_id,),
         )
     }
@@ -41,6 +42,14 @@ def void_for_order(conn: sqlite3.Connection, order_id: int) -> dict[int, int]:
         "UPDATE tickets SET status = 'void' WHERE order_id = ? AND status = 'valid'", (order_id,)
     )
     return counts
+
+
+def admitted_count(conn: sqlite3.Connection, order_id: int) -> int:
+    return conn.execute(
+        "SELECT count(*) FROM tickets WHERE order_id = ? AND status = 'valid'"
+        " AND checked_in_at IS NOT NULL",
+        (order_id,),
+    ).fetchone()[0]
 
 
 def ticket_dict(row: sqlite3.Row) -> dict[str, Any]:

@@ -36,7 +36,12 @@ KeyOpt = Annotated[
     ),
 ]
 PayOpt = Annotated[str | None, typer.Option("--pay", help="card or cash (required).")]
-CardOpt = Annotated[str | None, typer.Option("--card", help="Card number, with --pay card.")]
+CardOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--card", help="Card number, with --pay card; '-' reads it from stdin (not in `ps`)."
+    ),
+]
 HoldOpt = Annotated[
     str | None, typer.Option("--hold-minutes", help="How long the seats are held (default 15).")
 ]
@@ -63,6 +68,18 @@ def show_order(order: dict[str, Any], *, replayed: bool = False) -> None:
         [[ln["ticket_type_id"], ln["quantity"], ln["unit_price_minor"]] for ln in order["lines"]],
         numeric=("qty", "unit price (minor)"),
     )
+    if order.get("payments"):
+        from ..payments import describe
+
+        render.table(
+            "Payments",
+            ("id", "method", "status", "what happened"),
+            [
+                [p["id"], p["method"], p["status"], describe(p, order["currency"])]
+                for p in order["payments"]
+            ],
+            numeric=("id",),
+        )
     if order["tickets"]:
         render.table(
             "Tickets",
@@ -107,7 +124,7 @@ def purchase_cmd(
         email=email,
         name=name,
         pay=pay,
-        card=card,
+        card=_card_text(card),
         idempotency_key=idempotency_key,
         hold_minutes=hold_minutes,
     )
@@ -186,7 +203,15 @@ def order_pay(
     """Charge a PENDING order and issue its tickets."""
     from .. import orders
 
-    _order_out(ctx, orders.pay_order(session(ctx), order_id, pay=pay, card=card))
+    _order_out(ctx, orders.pay_order(session(ctx), order_id, pay=pay, card=_card_text(card)))
+
+
+def _card_text(card: str | None) -> str | None:
+    """`--card -`: the number comes from the first line of stdin, out of the process list."""
+    if card != "-":
+        return card
+    line = sys.stdin.readline(64)
+    return line.strip() or None
 
 
 @order_app.command("show", epilog="Example: `tickethub --json order show 12`")
@@ -260,13 +285,36 @@ def order_cancel(
     reason: Annotated[
         str | None, typer.Option("--reason", help="Recorded in the audit log.")
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Also when tickets were admitted (refunded; their seats stay used)."
+        ),
+    ] = False,
 ) -> None:
-    """Cancel: a PENDING order releases its hold; a PAID order is refunded and its tickets
-    voided."""
+    """Cancel: a PENDING order releases its hold (a payment whose outcome is unknown is asked
+    about first: voided, or refunded if it was taken); a PAID order is refunded, once per
+    payment, and its tickets voided."""
     from .. import orders
 
-    order = orders.cancel_order(session(ctx), order_id, reason=reason)
-    output(ctx, {"order": order}, lambda: show_order(order))
+    order = orders.cancel_order(session(ctx), order_id, reason=reason, force=force)
+
+    def human() -> None:
+        show_order(order)
+        _refund_lines(order)
+
+    output(ctx, {"order": order}, human)
+
+
+def _refund_lines(order: dict[str, Any]) -> None:
+    """What the cashier must know after a cancel: each amount given back, and how."""
+    from ..payments import describe
+
+    given = [p for p in order.get("payments", []) if p.get("refund")]
+    for p in given:
+        render.line(describe(p, order["currency"]), style="bold")
+    if not given:
+        render.line("no money was taken for this order; nothing to give back")
 
 
 @payment_app.command(
@@ -298,18 +346,61 @@ def _read_payload(path: str) -> bytes:
     return p.read_bytes()
 
 
-@app.command("reconcile", epilog="Example: `tickethub reconcile --stale-after 0`")
+@payment_app.command("ledger", epilog="Example: `tickethub payment ledger --order 12`")
+def payment_ledger(
+    ctx: typer.Context,
+    order: Annotated[str | None, typer.Option("--order", help="Only this order's charges.")] = None,
+) -> None:
+    """The card provider's own records (what its dashboard would show), to compare with ours."""
+    from .. import ledger
+
+    charges = ledger.charges(session(ctx), order)
+
+    def human() -> None:
+        if not charges:
+            render.line("the provider holds no charges" + (f" for order {order}" if order else ""))
+            return
+        render.table(
+            "Provider ledger",
+            ("charge", "order", "amount", "status", "refunded", "card", "at"),
+            [
+                [
+                    c["ref"],
+                    c["order_id"],
+                    f"{c['amount']} {c['currency'] or ''}".strip(),
+                    c["status"],
+                    c["refunded"],
+                    f"…{c['card_last4']}" if c["card_last4"] else "",
+                    c["created_at"],
+                ]
+                for c in charges
+            ],
+            numeric=("order",),
+        )
+
+    output(ctx, {"charges": charges}, human)
+
+
+@app.command(
+    "reconcile",
+    epilog="Examples: `tickethub reconcile --stale-after 0` · one order now: "
+    "`tickethub reconcile --order 12`",
+)
 def reconcile_cmd(
     ctx: typer.Context,
     stale_after: Annotated[
         str, typer.Option("--stale-after", help="Seconds a worker must be silent.")
     ] = "60",
+    order: Annotated[
+        str | None,
+        typer.Option("--order", help="Resolve this order now (asks the provider)."),
+    ] = None,
 ) -> None:
-    """Finish every order a crash or an unknown payment left open, and every expired hold.
-    Safe to run at any time and twice."""
+    """Finish every order a crash or an unknown payment left open, every expired hold and
+    every refund owed. Safe to run at any time and twice."""
     from .. import reconcile
 
-    repaired = reconcile.reconcile(session(ctx), stale_after)
+    repaired = reconcile.reconcile(session(ctx), stale_after, order_id=order)
 
     def human() -> None:
         if not repaired:
@@ -358,7 +449,7 @@ def config_cmd(
     s = session(ctx)
     if hold_minutes is not None:
         orders.set_default_hold_minutes(s, hold_minutes)
-    value = orders._hold_minutes(s.conn, None)
+    value = orders.default_hold_minutes(s)
     output(
         ctx, {"config": {"hold_minutes": value}}, lambda: render.line(f"hold minutes: {value:g}")
     )
