@@ -62,6 +62,20 @@ def csv_cell(value: Any) -> Any:
     return value
 
 
+def write_csv(stream: Any, rows: Iterable[Sequence[Any]]) -> None:
+    """CSV for spreadsheets: every cell through `csv_cell`. A row with a carriage return in
+    a cell is written fully quoted: the csv module quotes only the line terminator's own
+    characters (`\\n` here), and a bare CR would start a new row, formula and all."""
+    import csv
+
+    plain = csv.writer(stream, lineterminator="\n")
+    quoted = csv.writer(stream, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
+    for row in rows:
+        cells = [csv_cell(cell) for cell in row]
+        carriage = any(isinstance(cell, str) and "\r" in cell for cell in cells)
+        (quoted if carriage else plain).writerow(cells)
+
+
 def console(stderr: bool = False) -> Console:
     if stderr not in _consoles:
         from rich.console import Console

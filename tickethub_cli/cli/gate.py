@@ -312,10 +312,6 @@ def report_cmd(
 
     data = report(session(ctx), event)
     if csv_out:
-        import csv
-
-        rows = data["ticket_types"]
-        writer = csv.writer(sys.stdout, lineterminator="\n")
         cols = [
             "id",
             "name",
@@ -326,10 +322,14 @@ def report_cmd(
             "revenue_minor",
             "checked_in",
         ]
-        writer.writerow(cols)
-        for r in rows:
-            writer.writerow([render.csv_cell(r[c]) for c in cols])
-        writer.writerow(["", "TOTAL", *(data["totals"][c] for c in cols[2:])])
+        render.write_csv(
+            sys.stdout,
+            [
+                cols,
+                *([r[c] for c in cols] for r in data["ticket_types"]),
+                ["", "TOTAL", *(data["totals"][c] for c in cols[2:])],
+            ],
+        )
         return
     output(ctx, data, lambda: _show_report(data))
 
