@@ -8,6 +8,7 @@ a symbolic link planted under the final name is replaced, never followed.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import secrets
@@ -64,23 +65,28 @@ def _write_private(directory: str, name: str, data: bytes) -> None:
     there), then rename it over `name`: a link planted at `name` is replaced, its target
     untouched, and a reader never sees half an image."""
     dir_fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    tmp = f".{name}.{secrets.token_hex(8)}.tmp"
     try:
-        tmp = f".{name}.{secrets.token_hex(8)}.tmp"
         fd = os.open(tmp, _CREATE, FILE_MODE, dir_fd=dir_fd)
         try:
             os.fchmod(fd, FILE_MODE)  # whatever the umask says
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        except BaseException:
+            _write_all(fd, data)
+        finally:
             os.close(fd)
-            os.unlink(tmp, dir_fd=dir_fd)
-            raise
-        os.close(fd)
         os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        with contextlib.suppress(OSError):  # never leave a half-written temporary behind
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise
     finally:
         os.close(dir_fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.fsync(fd)
 
 
 def check_dir(directory: str) -> str:
