@@ -477,3 +477,56 @@ def test_admissions_and_undos_are_in_the_audit_log(box):
         ("ticket", t1, "checkin_undo", "boss"),
     ]
     assert json.loads(rows[0][4])["gate"] == "n"
+
+
+def _on_a_terminal(args: list[str], stdin: str) -> tuple[int, str]:
+    """Run the console script with stdout on a real pseudo-terminal (Rich draws panels and
+    colours there), returning its exit code and everything it wrote."""
+    import pty
+    import select
+    import subprocess
+
+    from support import tickethub_exe
+
+    master, slave = pty.openpty()
+    p = subprocess.Popen(
+        [tickethub_exe(), *args],
+        stdin=subprocess.PIPE,
+        stdout=slave,
+        stderr=slave,
+        env={**os.environ, "COLUMNS": "200", "TERM": "xterm"},
+    )
+    os.close(slave)
+    assert p.stdin is not None
+    p.stdin.write(stdin.encode())
+    p.stdin.close()
+    chunks = []
+    while select.select([master], [], [], 30)[0]:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return p.wait(timeout=30), b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_gate_panels_on_a_terminal_show_stored_text_inertly(tmp_path):
+    """On a terminal Rich writes its own colour codes, so the check is on what came from
+    the database: the stored first gate (escapes, C1, bidi, markup) appears escaped."""
+    box = _poisoned_box(tmp_path)
+    event = str(box["ids"]["event"])
+    used = box["codes"][0]
+    for args, stdin in (
+        (["--db", box["db"], "gate", "--event", event], f"{used}\n"),
+        (["--db", box["db"], "validate", used, "--event", event], ""),
+    ):
+        code, screen = _on_a_terminal(args, stdin)
+        assert code in (0, 10), screen[-2000:]
+        assert "ALREADY_USED" in screen and "\\x1b[2J\\x1b[H ADMITTED" in screen
+        assert "\x1b[2J" not in screen and "\x1b[H" not in screen
+        assert re.search("[\x80-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]", screen) is None
+        assert "[/]" in screen and "[bold]b[/bold]" in screen
+        assert "\\x0a" not in screen  # the panel's own line breaks are not escaped

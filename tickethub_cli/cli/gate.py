@@ -55,11 +55,13 @@ def _panel(result: ScanResult, counters: Counters | None = None) -> None:
     ok = result.admitted
     body = Text("ADMIT" if ok else "REJECT", style="bold white", justify="center")
     body.append(f"\n{REASONS[result.result]} ({result.result})", style="bold")
-    if result.result == "ALREADY_USED":
+    if result.result == "ALREADY_USED":  # the first gate is stored text: escaped, literal
+        body.append("\n")
         body.append_text(
-            render.text(f"\nfirst used {result.first_used_at} at gate {result.gate or '-'}")
+            render.text(f"first used {result.first_used_at} at gate {result.gate or '-'}")
         )
-    body.append_text(render.text(f"\n{result.code}", "dim"))
+    body.append("\n")
+    body.append_text(render.text(result.code, "dim"))
     if counters is not None:
         rejected = counters.scanned - counters.admitted
         body.append(
