@@ -42,7 +42,8 @@ def parse_id(value: object, what: str) -> int:
 
 
 def name(value: str, what: str = "name") -> str:
-    """Names are data: kept exactly as given (quotes, SQL, RTL marks), but never blank."""
+    """Names are data: kept exactly as given (quotes, SQL, markup, right-to-left text), but
+    never blank, and never with characters that drive a terminal or reorder text."""
     if not value or not value.strip():
         raise invalid(f"{what} must not be empty")
     if len(value) > MAX_NAME:
