@@ -20,12 +20,15 @@ def record(
     to_state: str | None = None,
     reason: str | None = None,
     data: dict[str, Any] | None = None,
+    at: str | None = None,
 ) -> None:
+    """Append one row; `at` lets a caller that already read the clock (a gate scan) record
+    the very instant it stored elsewhere."""
     conn.execute(
         "INSERT INTO audit_log (at, operator, entity, entity_id, action, from_state, to_state,"
         " reason, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
-            clock.now_text(),
+            at or clock.now_text(),
             operator,
             entity,
             entity_id,

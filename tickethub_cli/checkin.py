@@ -148,7 +148,23 @@ class Gate:
         else:
             result = self._admit(c, code, shown, at) or self._judge(c, code, shown, at)
         self._insert_scan(c, result, raw, code, now, at)
+        if result.admitted and not self.dry_run:
+            self._audit_admission(c, result, at)
         return result
+
+    def _audit_admission(self, c: Any, result: ScanResult, at: str) -> None:
+        """An admission changes a ticket's state, so it is in the append-only audit log
+        like every other change (the scan log answers "what was scanned", this one "who
+        changed what"); one INSERT, in the scan's own transaction."""
+        audit.record(
+            c,
+            self.s.operator,
+            "ticket",
+            result.ticket_id,
+            "checkin",
+            data={"gate": self.gate, "event_id": self.event_id},
+            at=at,
+        )
 
     def _admit(self, c: Any, code: str, shown: str, at: str) -> ScanResult | None:
         """The common case in one statement: the conditional UPDATE admits a ticket only if

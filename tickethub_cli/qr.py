@@ -1,15 +1,26 @@
-"""QR codes for tickets, through segno (a maintained encoder; none is written here)."""
+"""QR codes for tickets, through segno (a maintained encoder; none is written here).
+
+Ticket files hold admission codes, so they are written like secrets: a folder we create is
+0700, each file is 0600, named by ticket id (a file listing never shows a code), and written
+to a fresh temporary name (O_CREAT|O_EXCL|O_NOFOLLOW) that is then renamed into place, so
+a symbolic link planted under the final name is replaced, never followed.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import secrets
 from typing import Any
 
 from . import codes
 from .errors import invalid
 
 FORMATS = ("png", "svg")
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
 
 
 def _make(code: str) -> Any:
@@ -25,41 +36,105 @@ def terminal_text(code: str) -> str:
     return out.getvalue()
 
 
-def write(code: str, directory: str, *, fmt: str = "png", stem: str | None = None) -> str:
-    """Write one printable image; returns its path."""
+def file_name(ticket_id: int, fmt: str) -> str:
+    """A ticket's file name: its id only; the code is the secret that admits."""
+    return f"ticket-{int(ticket_id)}.{fmt}"
+
+
+def image(code: str, fmt: str) -> bytes:
+    """The printable image of one code, in memory."""
+    out = io.BytesIO()
+    _make(code).save(out, scale=10, border=4, kind=fmt)
+    return out.getvalue()
+
+
+def write(code: str, directory: str, *, fmt: str = "png", ticket_id: int) -> str:
+    """Write one printable image as `ticket-ID.FMT` in `directory`; returns its path."""
     if fmt not in FORMATS:
         raise invalid(f"format must be one of {', '.join(FORMATS)}")
-    name = f"{stem or codes.pretty(code)}.{fmt}"
-    path = os.path.join(directory, name)
+    path = os.path.join(directory, file_name(ticket_id, fmt))
     try:
-        _make(code).save(path, scale=10, border=4, kind=fmt)
+        _write_private(directory, file_name(ticket_id, fmt), image(code, fmt))
     except OSError as exc:  # full disk, folder removed meanwhile: one clear line
         raise invalid(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
 
 
-def ready_dir(directory: str) -> str:
-    """Create the folder if needed and make sure we can write there, before anything is sold."""
+def _write_private(directory: str, name: str, data: bytes) -> None:
+    """Create a new 0600 file under a random name (never following or reusing anything
+    there), then rename it over `name`: a link planted at `name` is replaced, its target
+    untouched, and a reader never sees half an image."""
+    dir_fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    tmp = f".{name}.{secrets.token_hex(8)}.tmp"
     try:
-        os.makedirs(directory, exist_ok=True)
-    except OSError as exc:
-        raise invalid(f"cannot create {directory}: {exc.strerror}") from None
-    except ValueError:  # a NUL byte in the name
-        raise invalid("folder name contains a NUL byte") from None
-    if not os.access(directory, os.W_OK):
+        fd = os.open(tmp, _CREATE, FILE_MODE, dir_fd=dir_fd)
+        try:
+            os.fchmod(fd, FILE_MODE)  # whatever the umask says
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        with contextlib.suppress(OSError):  # never leave a half-written temporary behind
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise
+    finally:
+        os.close(dir_fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.fsync(fd)
+
+
+def check_dir(directory: str) -> str:
+    """Refuse a folder that could not be used, without creating anything: run before a
+    sale, so a refused sale leaves no folder behind and a sale is never made for a folder
+    that cannot be written."""
+    if "\0" in directory:
+        raise invalid("folder name contains a NUL byte")
+    if not directory:
+        raise invalid("folder name must not be empty")
+    existing = os.path.abspath(directory)
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise invalid(f"cannot create {directory}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise invalid(f"cannot write to {existing}")
+    return directory
+
+
+def ready_dir(directory: str) -> str:
+    """Make sure the folder exists and is writable; every folder created here is 0700."""
+    check_dir(directory)
+    missing = []
+    path = os.path.abspath(directory)
+    while not os.path.lexists(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for folder in reversed(missing):
+        _make_private_dir(folder, directory)
+    if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
         raise invalid(f"cannot write to {directory}")
     return directory
 
 
+def _make_private_dir(folder: str, asked: str) -> None:
+    try:
+        os.mkdir(folder, DIR_MODE)
+    except FileExistsError:  # made meanwhile by someone else: checked as a folder below
+        return
+    except OSError as exc:
+        raise invalid(f"cannot create {asked}: {exc.strerror}") from None
+    os.chmod(folder, DIR_MODE)  # whatever the umask says
+
+
 def export(tickets: list[dict[str, Any]], directory: str, *, fmt: str = "png") -> list[str]:
-    """One image per ticket, named after order, ticket id and code."""
+    """One image per ticket, named by ticket id."""
     ready_dir(directory)
     return [
-        write(
-            codes.canonical(t["code"]),
-            directory,
-            fmt=fmt,
-            stem=f"order{t['order_id']}-ticket{t['id']}-{t['code']}",
-        )
-        for t in tickets
+        write(codes.canonical(t["code"]), directory, fmt=fmt, ticket_id=t["id"]) for t in tickets
     ]

@@ -7,7 +7,14 @@ import re
 from .errors import invalid, not_found
 
 MAX_NAME = 200
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+UNSAFE_CHARS = re.compile(
+    "[\x00-\x1f\x7f-\x9f"  # C0 (ESC among them), DEL, C1 (CSI U+009B, OSC U+009D, ...)
+    "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"  # bidi marks, embeddings, overrides, isolates
+    "\u2028\u2029]"  # line and paragraph separators: a line break by another name
+)
+"""Characters that steer a terminal or reorder what a reader sees rather than being text.
+The one definition: input refuses them (`name`, `email`), output escapes them
+(`render.safe_text`)."""
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.][^@\s]*$")
 MAX_QUANTITY = 1000
@@ -15,7 +22,7 @@ MAX_CAPACITY = 10_000_000
 
 
 def has_control(value: str) -> bool:
-    return bool(_CONTROL.search(value))
+    return bool(UNSAFE_CHARS.search(value))
 
 
 def parse_id(value: object, what: str) -> int:
@@ -35,13 +42,17 @@ def parse_id(value: object, what: str) -> int:
 
 
 def name(value: str, what: str = "name") -> str:
-    """Names are data: kept exactly as given (quotes, SQL, RTL marks), but never blank."""
+    """Names are data: kept exactly as given (quotes, SQL, markup, right-to-left text), but
+    never blank, and never with characters that drive a terminal or reorder text."""
     if not value or not value.strip():
         raise invalid(f"{what} must not be empty")
     if len(value) > MAX_NAME:
         raise invalid(f"{what} is longer than {MAX_NAME} characters")
-    if _CONTROL.search(value):
-        raise invalid(f"{what} must not contain control characters or line breaks")
+    if UNSAFE_CHARS.search(value):
+        raise invalid(
+            f"{what} must not contain control characters, line breaks or bidi controls",
+            hint="type the text plainly; terminal escapes and direction overrides are refused",
+        )
     if _SURROGATE.search(value):  # bytes that were not UTF-8 on the command line
         raise invalid(f"{what} must be UTF-8 text")
     return value
@@ -71,7 +82,7 @@ def int_in_range(value: object, what: str, low: int, high: int) -> int:
 def email(value: str | None) -> str | None:
     if value is None or value == "":
         return None
-    if len(value) > 254 or not _EMAIL.match(value):
+    if len(value) > 254 or not _EMAIL.match(value) or UNSAFE_CHARS.search(value):
         raise invalid(f"invalid email {value[:60]!r}", hint="expected name@example.org")
     return value
 

@@ -58,5 +58,6 @@ def root(
         raise invalid(
             "--db must name a file", hint="omit --db to use TICKETHUB_DB or ./tickethub.db"
         )
-    who = validation.name(operator, "operator") if operator else default_operator()
+    # from --operator, TICKETHUB_OPERATOR or the OS user alike: it is stored and shown again
+    who = validation.name(operator or default_operator(), "operator")
     ctx.obj = Globals(db or default_db_path(), json_output, who, debug)

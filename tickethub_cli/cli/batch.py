@@ -19,6 +19,8 @@ from .common import is_json, session
 if TYPE_CHECKING:
     from .. import batch
 
+SHOWN_FAILURES = 50  # failed rows listed in human mode; memory stays bounded on huge files
+
 
 def _count_rows(path: str) -> int | None:
     """Data rows in a regular file (lines minus header), for the progress bar's ETA."""
@@ -62,8 +64,8 @@ def batch_cmd(
                 summary.add(result)
                 if as_json:
                     render.emit_json(result.to_json())
-                elif not result.ok:
-                    failures.append(result)
+                elif not result.ok and len(failures) < SHOWN_FAILURES:
+                    failures.append(result)  # the rest are counted in the summary only
                 if progress is not None and task is not None:
                     progress.advance(task)
     except (TicketHubError, sqlite3.Error) as exc:
@@ -112,10 +114,21 @@ def _progress() -> Any:
 
 
 def _finish(as_json: bool, summary: batch.Summary, failures: list[batch.RowResult]) -> None:
+    """The summary after the rows were committed: in human mode the tables, or their plain
+    form if drawing fails, so the counts are never lost."""
     if as_json:
         render.emit_json({"summary": summary.to_json()})
         return
-    if failures:
+    shown = failures[:SHOWN_FAILURES]
+    plain = {
+        "failed_rows": [{"row": f.row, "key": f.idempotency_key, "error": f.error} for f in shown],
+        "summary": summary.to_json(),
+    }
+    render.human_or_plain(lambda: _draw_finish(summary, shown, summary.failed), plain)
+
+
+def _draw_finish(summary: batch.Summary, shown: list[batch.RowResult], failed: int) -> None:
+    if shown:
         render.table(
             "Failed rows",
             ("row", "key", "error", "message"),
@@ -126,9 +139,9 @@ def _finish(as_json: bool, summary: batch.Summary, failures: list[batch.RowResul
                     (f.error or {}).get("code"),
                     (f.error or {}).get("message"),
                 ]
-                for f in failures[:50]
+                for f in shown
             ],
-            caption=f"{len(failures) - 50} more not shown" if len(failures) > 50 else None,
+            caption=f"{failed - len(shown)} more not shown" if failed > len(shown) else None,
         )
     render.table(
         "Batch summary",

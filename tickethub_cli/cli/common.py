@@ -43,11 +43,12 @@ def new_session(ctx: typer.Context) -> tuple[Session, int, bool]:
 
 
 def output(ctx: typer.Context, payload: dict[str, Any], human: Callable[[], None]) -> None:
-    """JSON mode prints exactly one object; human mode calls the Rich view."""
+    """JSON mode prints exactly one object; human mode calls the Rich view, falling back to
+    a plain dump of `payload` if the view fails: what was committed is always reported."""
     if globals_of(ctx).json:
         render.emit_json(payload)
     else:
-        human()
+        render.human_or_plain(human, payload)
 
 
 def is_json(ctx: typer.Context) -> bool:

@@ -39,34 +39,44 @@ REASONS = {
 
 
 def _line(result: ScanResult) -> str:
+    """The plain answer line (a pipe, a log): escaped, since the first gate of an
+    ALREADY_USED ticket is stored text."""
     text = f"{result.result:<12} {result.code}"
     if result.result == "ALREADY_USED":
         text += f"  first used {result.first_used_at} at gate {result.gate or '-'}"
     elif result.ticket_id is not None:
         text += f"  ticket {result.ticket_id}"
-    return text
+    return render.safe_text(text)
 
 
 def _panel(result: ScanResult, counters: Counters | None = None) -> None:
-    from rich.panel import Panel
     from rich.text import Text
 
     ok = result.admitted
     body = Text("ADMIT" if ok else "REJECT", style="bold white", justify="center")
     body.append(f"\n{REASONS[result.result]} ({result.result})", style="bold")
-    if result.result == "ALREADY_USED":
-        body.append(f"\nfirst used {result.first_used_at} at gate {result.gate or '-'}")
-    body.append(f"\n{result.code}", style="dim")
+    if result.result == "ALREADY_USED":  # the first gate is stored text: escaped, literal
+        body.append("\n")
+        body.append_text(
+            render.text(f"first used {result.first_used_at} at gate {result.gate or '-'}")
+        )
+    body.append("\n")
+    body.append_text(render.text(result.code, "dim"))
     if counters is not None:
         rejected = counters.scanned - counters.admitted
         body.append(
             f"\nscanned {counters.scanned} · admitted {counters.admitted} · rejected {rejected}",
             style="dim",
         )
-    style = "on green" if ok else "on red"
-    render.console().print(Panel(body, style=style, padding=(1, 4), expand=True))
+    render.panel(body, style="on green" if ok else "on red")
     if not ok:
         render.console().bell()
+
+
+def _show_scan(result: ScanResult, counters: Counters | None = None) -> None:
+    """A committed scan's answer for a person: the panel, or the plain line if drawing it
+    fails (an admission that is not shown turns its holder away on the re-scan)."""
+    render.human_or_plain(lambda: _panel(result, counters), result.to_json())
 
 
 @app.command(
@@ -91,7 +101,7 @@ def validate_cmd(
     if is_json(ctx):
         render.emit_json(result.to_json())
     elif sys.stdout.isatty():
-        _panel(result)
+        _show_scan(result)
     else:
         render.line(_line(result))
     raise typer.Exit(result.exit_code)
@@ -111,7 +121,7 @@ def gate_cmd(ctx: typer.Context, event: EventOpt, gate: GateOpt = None) -> None:
     counters = Counters()
     as_json, tty = is_json(ctx), sys.stdout.isatty()
     if tty and not as_json:
-        render.line(f"gate {gate or '-'} for event {g.event_id}: scan a code (Ctrl-D to end)")
+        render.line(f"gate {g.gate or '-'} for event {g.event_id}: scan a code (Ctrl-D to end)")
     try:
         for group in _line_groups(sys.stdin):
             raws = [raw for raw in group if raw.strip()]
@@ -126,11 +136,11 @@ def gate_cmd(ctx: typer.Context, event: EventOpt, gate: GateOpt = None) -> None:
     if as_json:
         render.emit_json({"summary": summary})
     else:
-        render.table(
-            "Gate summary",
-            list(summary),
-            [list(summary.values())],
-            numeric=list(summary),
+        render.human_or_plain(
+            lambda: render.table(
+                "Gate summary", list(summary), [list(summary.values())], numeric=list(summary)
+            ),
+            {"summary": summary},
         )
 
 
@@ -139,7 +149,7 @@ def _answer(results: list[ScanResult], counters: Counters, *, as_json: bool, tty
     for result in results:
         counters.add(result)
         if tty and not as_json:
-            _panel(result, counters)  # the running totals as of this scan
+            _show_scan(result, counters)  # the running totals as of this scan
     if as_json:
         sys.stdout.write("".join(render.dumps(r.to_json()) + "\n" for r in results))
         sys.stdout.flush()
@@ -304,10 +314,6 @@ def report_cmd(
 
     data = report(session(ctx), event)
     if csv_out:
-        import csv
-
-        rows = data["ticket_types"]
-        writer = csv.writer(sys.stdout, lineterminator="\n")
         cols = [
             "id",
             "name",
@@ -318,10 +324,14 @@ def report_cmd(
             "revenue_minor",
             "checked_in",
         ]
-        writer.writerow(cols)
-        for r in rows:
-            writer.writerow([r[c] for c in cols])
-        writer.writerow(["", "TOTAL", *(data["totals"][c] for c in cols[2:])])
+        render.write_csv(
+            sys.stdout,
+            [
+                cols,
+                *([r[c] for c in cols] for r in data["ticket_types"]),
+                ["", "TOTAL", *(data["totals"][c] for c in cols[2:])],
+            ],
+        )
         return
     output(ctx, data, lambda: _show_report(data))
 

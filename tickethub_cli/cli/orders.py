@@ -128,10 +128,10 @@ def purchase_cmd(
         idempotency_key=idempotency_key,
         hold_minutes=hold_minutes,
     )
-    if print_dir is not None:  # refuse a bad folder before selling, not after
+    if print_dir is not None:  # refuse a bad folder before selling; create it only after
         from .. import qr
 
-        qr.ready_dir(print_dir)
+        qr.check_dir(print_dir)
     result = orders.purchase(session(ctx), req)
     if print_dir is not None:
         _print_tickets(ctx, result.order, print_dir)
@@ -151,7 +151,7 @@ def _print_tickets(ctx: typer.Context, order: dict[str, Any], directory: str) ->
         hint = f"reprint with `tickethub ticket export --order {order['id']} --dir DIR`"
         order["printed"], order["print_error"] = [], f"{err.message}; {hint}"
         if not is_json(ctx):
-            sys.stderr.write(f"warning: sold, but not printed: {order['print_error']}\n")
+            render.warning(f"sold, but not printed: {order['print_error']}")
         return
     order["printed"] = files
     if not is_json(ctx):
