@@ -21,13 +21,18 @@ if TYPE_CHECKING:
 
 
 def _count_rows(path: str) -> int | None:
-    """Data rows in a regular file (lines minus header), for the progress bar's ETA."""
+    """About how many data rows a regular file has (lines minus header), for the progress
+    bar's ETA. Counted in chunks: one huge line must not be read into memory."""
     if path == "-" or not os.path.isfile(path):
         return None
+    lines, last = 0, b"\n"
     with open(path, "rb") as fh:
-        lines = sum(1 for line in fh if line.strip())
-        fh.seek(0)
         first = fh.read(64).lstrip()
+        fh.seek(0)
+        while chunk := fh.read(1 << 20):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    lines += last != b"\n"
     return lines if first.startswith(b"{") else max(0, lines - 1)
 
 
@@ -52,7 +57,6 @@ def batch_cmd(
     stream = batch.open_input(path)
     summary = batch.Summary()
     as_json = is_json(ctx)
-    failures: list[batch.RowResult] = []
     progress = None if as_json or not sys.stderr.isatty() else _progress()
     try:
         with progress or nullcontext():
@@ -62,21 +66,23 @@ def batch_cmd(
                 summary.add(result)
                 if as_json:
                     render.emit_json(result.to_json())
-                elif not result.ok:
-                    failures.append(result)
                 if progress is not None and task is not None:
                     progress.advance(task)
     except (TicketHubError, sqlite3.Error) as exc:
         err = exc if isinstance(exc, TicketHubError) else translate(exc)
         if summary.rows == 0:
             raise err from None
-        _finish(as_json, summary, failures)  # what ran is committed: say so before failing
+        _finish(as_json, summary)  # what ran is committed: say so before failing
         render.error(err, as_json=as_json)
         raise typer.Exit(err.exit_code) from None
+    except KeyboardInterrupt:
+        _finish(as_json, summary)  # Ctrl-C: the rows that ran are committed; say which
+        sys.stderr.write(f"interrupted after {summary.rows} row(s)\n")
+        raise typer.Exit(130) from None
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
-    _finish(as_json, summary, failures)
+    _finish(as_json, summary)
     if summary.failed:
         raise typer.Exit(batch_exit_code())
 
@@ -111,10 +117,11 @@ def _progress() -> Any:
     )
 
 
-def _finish(as_json: bool, summary: batch.Summary, failures: list[batch.RowResult]) -> None:
+def _finish(as_json: bool, summary: batch.Summary) -> None:
     if as_json:
         render.emit_json({"summary": summary.to_json()})
         return
+    failures, hidden = summary.failures, summary.failed - len(summary.failures)
     if failures:
         render.table(
             "Failed rows",
@@ -126,9 +133,11 @@ def _finish(as_json: bool, summary: batch.Summary, failures: list[batch.RowResul
                     (f.error or {}).get("code"),
                     (f.error or {}).get("message"),
                 ]
-                for f in failures[:50]
+                for f in failures
             ],
-            caption=f"{len(failures) - 50} more not shown" if len(failures) > 50 else None,
+            caption=f"{hidden:,} more not shown (rerun with --json for every row)"
+            if hidden
+            else None,
         )
     render.table(
         "Batch summary",
