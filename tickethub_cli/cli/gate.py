@@ -35,12 +35,15 @@ REASONS = {
     "WRONG_EVENT": "ticket for another event",
     "VOID": "ticket cancelled",
     "MALFORMED": "mistyped or not a ticket code",
+    "ERROR": "not checked: scan again",
 }
 
 
 def _line(result: ScanResult) -> str:
     text = f"{result.result:<12} {result.code}"
-    if result.result == "ALREADY_USED":
+    if result.error is not None:
+        text += f"  {result.error['message']} [{result.error['code']}]"
+    elif result.result == "ALREADY_USED":
         text += f"  first used {result.first_used_at} at gate {result.gate or '-'}"
     elif result.ticket_id is not None:
         text += f"  ticket {result.ticket_id}"
@@ -53,7 +56,8 @@ def _panel(result: ScanResult, counters: Counters | None = None) -> None:
 
     ok = result.admitted
     body = Text("ADMIT" if ok else "REJECT", style="bold white", justify="center")
-    body.append(f"\n{REASONS[result.result]} ({result.result})", style="bold")
+    label = result.error["code"] if result.error is not None else result.result
+    body.append(f"\n{REASONS[result.result]} ({label})", style="bold")
     if result.result == "ALREADY_USED":
         body.append(f"\nfirst used {result.first_used_at} at gate {result.gate or '-'}")
     body.append(f"\n{result.code}", style="dim")
@@ -118,7 +122,7 @@ def gate_cmd(ctx: typer.Context, event: EventOpt, gate: GateOpt = None) -> None:
             if not raws:
                 continue
             with _ctrl_c_after_answer():
-                results = g.scan_many(raws)
+                results = g.answer_many(raws)
                 _answer(results, counters, as_json=as_json, tty=tty)
     except KeyboardInterrupt:
         pass
