@@ -92,6 +92,7 @@ class Line:
     number: int
     text: str | None
     problem: str | None = None
+    start: bytes = b""  # the first bytes of an unreadable line, to tell JSON Lines from CSV
 
     @property
     def blank(self) -> bool:
@@ -109,14 +110,14 @@ def _text_lines(stream: BinaryIO) -> Iterator[Line]:
         number += 1
         if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
             _skip_rest_of_line(stream)
-            yield Line(number, None, f"line is longer than {MAX_LINE:,} bytes")
+            yield Line(number, None, f"line is longer than {MAX_LINE:,} bytes", raw[:64])
         elif b"\x00" in raw:
-            yield Line(number, None, "line contains NUL bytes")
+            yield Line(number, None, "line contains NUL bytes", raw[:64])
         else:
             try:
                 yield Line(number, raw.decode("utf-8-sig" if number == 1 else "utf-8"))
             except UnicodeDecodeError:
-                yield Line(number, None, "line is not UTF-8 text")
+                yield Line(number, None, "line is not UTF-8 text", raw[:64])
 
 
 def _skip_rest_of_line(stream: BinaryIO) -> None:
@@ -134,10 +135,10 @@ def read_rows(stream: BinaryIO) -> Iterator[Row]:
     first = next((line for line in lines if not line.blank), None)
     if first is None:
         raise invalid("the batch file is empty", hint=f"CSV needs a header: {','.join(COLUMNS)}")
-    if first.text is None:
+    if first.text is None and not first.start.lstrip().startswith(b"{"):
         raise invalid(f"line {first.number}: {first.problem}: not a CSV or JSON Lines file")
-    if first.text.lstrip().startswith("{"):
-        return _json_rows(_chain([first], lines))
+    if first.text is None or first.text.lstrip().startswith("{"):
+        return _json_rows(_chain([first], lines))  # an unreadable first row fails alone
     return _csv_rows(_csv_header(first.text), lines)
 
 
