@@ -361,7 +361,7 @@ def test_gate_answers_a_busy_scan_with_an_error_line_and_goes_on(tmp_path):
             p.wait()
 
 
-def test_human_gate_shows_a_busy_scan_as_an_error_line(tmp_path):
+def test_gate_library_answers_busy_scans_with_errors_and_writes_nothing(tmp_path):
     from tickethub_cli.checkin import Gate
 
     db = str(tmp_path / "gate.db")
