@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install compile demo test lint format bench chaos clean
+.PHONY: install compile demo test lint format bench chaos fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ bench: install
 CHAOS_SECONDS ?= 120
 chaos: install
 	$(BIN)/python tools/chaos.py --seconds $(CHAOS_SECONDS) $(if $(SEED),--seed $(SEED))
+
+# the long fuzz run (every family, real processes included): make fuzz FUZZ_EXAMPLES=5000
+FUZZ_EXAMPLES ?= 5000
+fuzz: install
+	TICKETHUB_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/test_fuzz_cli.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis demo/out

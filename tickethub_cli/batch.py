@@ -13,14 +13,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from . import orders
+from . import bounded, orders
 from .errors import ErrorCode, TicketHubError, invalid
 from .session import Session
 
 COLUMNS = ("idempotency_key", "ticket_type_id", "quantity", "email", "name", "pay", "card")
 REQUIRED = ("idempotency_key", "ticket_type_id", "quantity", "pay")
 JSON_FIELDS = (*COLUMNS, "items")
-MAX_LINE = 100_000
+MAX_LINE = 100_000  # bytes per line; a real row is a few hundred
+SHOWN_FAILURES = 20  # failed rows kept for the human summary; the rest are only counted
 
 
 @dataclass
@@ -60,6 +61,7 @@ class Summary:
     failed: int = 0
     replayed: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+    failures: list[RowResult] = field(default_factory=list)  # the first SHOWN_FAILURES
 
     def add(self, result: RowResult) -> None:
         self.rows += 1
@@ -70,6 +72,8 @@ class Summary:
             self.failed += 1
             code = (result.error or {}).get("code", "INTERNAL")
             self.errors[code] = self.errors.get(code, 0) + 1
+            if len(self.failures) < SHOWN_FAILURES:  # memory stays bounded on any file
+                self.failures.append(result)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -81,52 +85,81 @@ class Summary:
         }
 
 
-def _text_lines(stream: BinaryIO) -> Iterator[str]:
-    """Decode line by line, refusing binary junk with a clear error instead of garbage rows."""
-    for number, raw in enumerate(stream, start=1):
-        if b"\x00" in raw:
-            raise invalid(f"line {number} contains NUL bytes: this is not a CSV or JSON Lines file")
-        try:
-            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
-        except UnicodeDecodeError:
-            raise invalid(f"line {number} is not UTF-8 text") from None
+@dataclass
+class Line:
+    """One physical line of the input: its text, or why it cannot be read."""
+
+    number: int
+    text: str | None
+    problem: str | None = None
+    start: bytes = b""  # the first bytes of an unreadable line, to tell JSON Lines from CSV
+
+    @property
+    def blank(self) -> bool:
+        return self.text is not None and not self.text.strip()
+
+
+def _text_lines(stream: BinaryIO) -> Iterator[Line]:
+    """Read line by line with a bound: a line too long, with NUL bytes or not UTF-8 becomes
+    a Line with a problem (that row fails on its own); memory stays bounded whatever arrives."""
+    number = 0
+    while True:
+        raw = stream.readline(MAX_LINE + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+            _skip_rest_of_line(stream)
+            yield Line(number, None, f"line is longer than {MAX_LINE:,} bytes", raw[:64])
+        elif b"\x00" in raw:
+            yield Line(number, None, "line contains NUL bytes", raw[:64])
+        else:
+            try:
+                yield Line(number, raw.decode("utf-8-sig" if number == 1 else "utf-8"))
+            except UnicodeDecodeError:
+                yield Line(number, None, "line is not UTF-8 text", raw[:64])
+
+
+def _skip_rest_of_line(stream: BinaryIO) -> None:
+    while True:
+        chunk = stream.readline(MAX_LINE)
+        if not chunk or chunk.endswith(b"\n"):
+            return
 
 
 def read_rows(stream: BinaryIO) -> Iterator[Row]:
-    """Detect the format from the first non-blank character and yield rows as they arrive."""
+    """Detect the format from the first non-blank line and yield rows as they arrive. Every
+    non-blank line after a CSV header (every non-blank line of JSON Lines) is one data row:
+    a broken line fails as its own row and never swallows the rows after it."""
     lines = _text_lines(stream)
-    head: list[str] = []
-    for line in lines:
-        head.append(line)
-        if line.strip():
-            break
-    if not any(line.strip() for line in head):
+    first = next((line for line in lines if not line.blank), None)
+    if first is None:
         raise invalid("the batch file is empty", hint=f"CSV needs a header: {','.join(COLUMNS)}")
-    first = next(line for line in head if line.strip())
-    rest = _chain(head, lines)
-    if first.lstrip().startswith("{"):
-        return _json_rows(rest)
-    return _csv_rows(rest)
+    if first.text is None and not first.start.lstrip().startswith(b"{"):
+        raise invalid(f"line {first.number}: {first.problem}: not a CSV or JSON Lines file")
+    if first.text is None or first.text.lstrip().startswith("{"):
+        return _json_rows(_chain([first], lines))  # an unreadable first row fails alone
+    return _csv_rows(_csv_header(first.text), lines)
 
 
-def _chain(head: list[str], tail: Iterable[str]) -> Iterator[str]:
+def _chain(head: list[Line], tail: Iterable[Line]) -> Iterator[Line]:
     yield from head
     yield from tail
 
 
-def _json_rows(lines: Iterator[str]) -> Iterator[Row]:
+def _json_rows(lines: Iterator[Line]) -> Iterator[Row]:
     number = 0
     for line in lines:
-        if not line.strip():
+        if line.blank:
             continue
         number += 1
-        if len(line) > MAX_LINE:
-            yield Row(number, None, f"line is longer than {MAX_LINE} characters")
+        if line.text is None:
+            yield Row(number, None, line.problem)
             continue
         try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield Row(number, None, f"not valid JSON: {exc.msg}")
+            data = bounded.load_json(line.text, "row")
+        except TicketHubError as err:
+            yield Row(number, None, err.message)
             continue
         if not isinstance(data, dict):
             yield Row(number, None, "a JSON Lines row must be an object")
@@ -138,15 +171,21 @@ def _json_rows(lines: Iterator[str]) -> Iterator[Row]:
         yield Row(number, data)
 
 
-def _csv_rows(lines: Iterator[str]) -> Iterator[Row]:
-    reader = csv.reader(line for line in lines)
-    header = None
-    for cells in reader:
-        if not any(c.strip() for c in cells):
-            continue
-        header = [c.strip().lower() for c in cells]
-        break
-    assert header is not None
+def _csv_cells(text: str) -> list[str]:
+    """One CSV record from one line. No field may hold a line break (names, emails and keys
+    refuse control characters), so a quote left open is this line's error, never a licence
+    to read the following rows into one field."""
+    try:
+        records = list(csv.reader([text], strict=True))
+    except csv.Error as exc:
+        raise invalid(f"malformed CSV line ({exc}); quotes must be balanced on one line") from None
+    if len(records) != 1:
+        raise invalid("malformed CSV line: a record must be one line")
+    return records[0]
+
+
+def _csv_header(text: str) -> list[str]:
+    header = [c.strip().lower() for c in _csv_cells(text)]
     missing = [c for c in REQUIRED if c not in header]
     unknown = [c for c in header if c not in COLUMNS]
     if missing or unknown or len(set(header)) != len(header):
@@ -161,11 +200,23 @@ def _csv_rows(lines: Iterator[str]) -> Iterator[Row]:
             f"bad CSV header: {'; '.join(parts)}",
             hint=f"expected columns: {','.join(COLUMNS)} (email, name, card optional)",
         )
+    return header
+
+
+def _csv_rows(header: list[str], lines: Iterator[Line]) -> Iterator[Row]:
     number = 0
-    for cells in reader:
-        if not any(c.strip() for c in cells):
+    for line in lines:
+        if line.blank:
             continue
         number += 1
+        if line.text is None:
+            yield Row(number, None, line.problem)
+            continue
+        try:
+            cells = _csv_cells(line.text)
+        except TicketHubError as err:
+            yield Row(number, None, err.message)
+            continue
         if len(cells) != len(header):
             yield Row(number, None, f"expected {len(header)} fields, found {len(cells)}")
             continue
@@ -229,9 +280,10 @@ def _prepare(row: Row) -> tuple[str | None, orders.OrderRequest | None, RowResul
         err = TicketHubError(ErrorCode.INVALID_INPUT, row.problem or "unreadable row")
         return key, None, RowResult(row.number, key, False, error=err.to_dict())
     try:
-        return key, _request(row.data), None
+        req = _request(row.data)
     except TicketHubError as err:
         return key, None, RowResult(row.number, key, False, error=err.to_dict())
+    return req.idempotency_key, req, None  # the normalised key: "K1 " and "K1" are one
 
 
 def _as_row_result(number: int, key: str | None, outcome: Any) -> RowResult:

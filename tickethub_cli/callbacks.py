@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
-import os
 from typing import Any
 
-from . import audit, orders, payments
+from . import audit, bounded, clock, orders, payments
 from .db import snapshot, transaction
 from .errors import ErrorCode, TicketHubError, invalid
 from .session import Session
@@ -28,17 +26,12 @@ def sign(payload: bytes, secret: str) -> str:
 
 
 def _secret() -> str:
-    secret = os.environ.get("TICKETHUB_WEBHOOK_SECRET", "")
-    if not secret:
-        raise invalid(
-            "TICKETHUB_WEBHOOK_SECRET is not set", hint="export the provider's signing secret"
-        )
-    return secret
+    from . import settings
+
+    return settings.webhook_secret()
 
 
 def _log(s: Session, payload: bytes, outcome: str, body: dict[str, Any] | None = None) -> None:
-    from . import clock
-
     body = body or {}
     s.conn.execute(
         "INSERT INTO callbacks (callback_id, order_id, status, amount_minor, outcome,"
@@ -57,10 +50,7 @@ def _log(s: Session, payload: bytes, outcome: str, body: dict[str, Any] | None =
 
 
 def _parse(payload: bytes) -> dict[str, Any]:
-    try:
-        body = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise invalid(f"callback payload is not JSON: {exc}") from None
+    body = bounded.load_json(payload, "callback payload")
     if not isinstance(body, dict):
         raise invalid("callback payload must be a JSON object")
     cb_id, status = body.get("id"), body.get("status")
@@ -91,7 +81,9 @@ def handle(s: Session, payload: bytes, signature: str) -> dict[str, Any]:
     """Apply one provider callback; returns the order as it stands afterwards."""
     secret = _secret()
     expected = sign(payload, secret)
-    if not hmac.compare_digest(expected, signature.strip().lower()):
+    if not hmac.compare_digest(
+        expected.encode(), signature.strip().lower().encode("utf-8", "surrogatepass")
+    ):
         with transaction(s.conn):
             _log(s, payload, "signature_invalid")
         raise TicketHubError(ErrorCode.SIGNATURE_INVALID, "callback signature does not match")

@@ -12,7 +12,7 @@ from typing import Any
 
 from . import audit, clock, codes
 from . import validation as v
-from .db import transaction
+from .db import transaction, translate
 from .errors import ErrorCode, TicketHubError, invalid, not_found
 from .session import Session
 
@@ -25,6 +25,7 @@ RESULT_EXIT = {
     "MALFORMED": 14,
 }
 REJECTIONS = tuple(r for r in RESULT_EXIT if r != "ADMITTED")
+NOT_JUDGED = "ERROR"  # a gate scan the database could not judge (busy): scan it again
 SHOWN_INPUT = 64  # what of an input we echo and store; the rest is only hashed
 MAX_INPUT = 4096  # longer input is MALFORMED without being read further
 _RETURNING = sqlite3.sqlite_version_info >= (3, 35)  # else: SELECT, then UPDATE
@@ -33,7 +34,16 @@ _RETURNING = sqlite3.sqlite_version_info >= (3, 35)  # else: SELECT, then UPDATE
 class ScanResult:
     """One scan's outcome (a plain class: a gate builds thousands of them)."""
 
-    __slots__ = ("code", "dry_run", "event_id", "first_used_at", "gate", "result", "ticket_id")
+    __slots__ = (
+        "code",
+        "dry_run",
+        "error",
+        "event_id",
+        "first_used_at",
+        "gate",
+        "result",
+        "ticket_id",
+    )
 
     def __init__(
         self,
@@ -44,6 +54,7 @@ class ScanResult:
         first_used_at: str | None = None,
         gate: str | None = None,
         dry_run: bool = False,
+        error: dict[str, Any] | None = None,
     ) -> None:
         self.code = code
         self.result = result
@@ -52,6 +63,7 @@ class ScanResult:
         self.first_used_at = first_used_at
         self.gate = gate
         self.dry_run = dry_run
+        self.error = error
 
     @property
     def exit_code(self) -> int:
@@ -72,6 +84,8 @@ class ScanResult:
         }
         if self.dry_run:
             body["dry_run"] = True
+        if self.error is not None:
+            body["error"] = self.error
         return body
 
 
@@ -136,6 +150,25 @@ class Gate:
             for raw in raws:
                 results.append(self._scan_one(c, raw))
         return results
+
+    def answer_many(self, raws: list[str]) -> list[ScanResult]:
+        """Like scan_many, for the scanner loop, which must answer every line and go on: the
+        transaction has already retried the write lock for the whole busy budget; if the
+        database is still busy, each of these scans (none of them was written) is answered
+        with a DB_BUSY error to scan again, instead of ending the gate."""
+        try:
+            return self.scan_many(raws)
+        except TicketHubError as err:
+            busy = err
+        except sqlite3.OperationalError as exc:  # busy at COMMIT, after the same budget
+            busy = translate(exc)
+        if busy.code is not ErrorCode.DB_BUSY:
+            raise busy
+        error = {"code": str(busy.code), "message": f"{busy.message}; scan again"}
+        return [
+            ScanResult(_shown(raw), NOT_JUDGED, event_id=self.event_id, gate=self.gate, error=error)
+            for raw in raws
+        ]
 
     def _scan_one(self, c: Any, raw: str) -> ScanResult:
         """Judge one input and log it, inside the caller's transaction."""
@@ -295,13 +328,19 @@ class Counters:
         self.scanned = 0
         self.admitted = 0
         self.rejected = dict.fromkeys(REJECTIONS, 0)
+        self.errors = 0  # lines answered with an error (not judged), part of `scanned`
 
     def add(self, result: ScanResult) -> None:
         self.scanned += 1
-        if result.admitted:
+        if result.error is not None:
+            self.errors += 1
+        elif result.admitted:
             self.admitted += 1
         else:
             self.rejected[result.result] += 1
 
     def to_json(self) -> dict[str, Any]:
-        return {"scanned": self.scanned, "admitted": self.admitted, **self.rejected}
+        body = {"scanned": self.scanned, "admitted": self.admitted, **self.rejected}
+        if self.errors:
+            body["errors"] = self.errors
+        return body

@@ -7,11 +7,11 @@ matter (hold expiry, leases) use integer epoch microseconds so text formats neve
 
 from __future__ import annotations
 
-import os
 import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from . import settings
 from .errors import invalid
 
 _offset_us: int | None = None
@@ -21,21 +21,26 @@ _ISO_SHAPE = re.compile(  # [0-9], not \d: \d also matches other scripts' digits
 )
 
 
+MAX_UTC_OFFSET = timedelta(hours=14)  # the widest offset any real zone uses (UTC+14)
+
+
 def _offset() -> int:
     global _offset_us
     if _offset_us is None:
-        raw = os.environ.get("TICKETHUB_CLOCK_OFFSET", "").strip()
-        try:
-            _offset_us = int(float(raw) * 1_000_000) if raw else 0
-        except ValueError:
-            _offset_us = 0
+        _offset_us = int(settings.clock_offset_seconds() * 1_000_000)
     return _offset_us
 
 
+def check_offset() -> None:
+    """Refuse a bad TICKETHUB_CLOCK_OFFSET now, before a command writes anything (read
+    lazily, it would first surface in the middle of a sale)."""
+    _offset()
+
+
 def set_offset(seconds: float) -> None:
-    """Shift the clock (tests and drills); 0 puts it back."""
+    """Shift the clock (tests and drills); 0 puts it back. Bounded like the env variable."""
     global _offset_us
-    _offset_us = int(seconds * 1_000_000)
+    _offset_us = int(settings.check_clock_offset(seconds) * 1_000_000)
 
 
 def now_us() -> int:
@@ -55,10 +60,13 @@ def to_us(dt: datetime) -> int:
 
 
 def fmt(dt: datetime) -> str:
+    """Always a 4-digit year: strftime("%Y") writes year 999 as "999", which would sort
+    after "2027" in the text columns."""
     dt = dt.astimezone(UTC)
-    if dt.microsecond:
-        return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    text = (
+        f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
+    )
+    return f"{text}.{dt.microsecond:06d}Z" if dt.microsecond else f"{text}Z"
 
 
 _text_cache: tuple[int, str] = (-1, "")
@@ -91,11 +99,14 @@ def parse(text: str) -> datetime:
         dt = datetime.fromisoformat(value)
     except ValueError as exc:
         raise invalid(f"impossible time {text[:60]!r}: {exc}") from None
-    if dt.tzinfo is None or dt.utcoffset() is None:
+    offset = dt.utcoffset() if dt.tzinfo is not None else None
+    if offset is None:
         raise invalid(
-            f"time {text!r} has no UTC offset",
+            f"time {text[:60]!r} has no UTC offset",
             hint="add Z or an offset such as +02:00 so the time is not ambiguous",
         )
+    if abs(offset) > MAX_UTC_OFFSET:
+        raise invalid(f"time {text[:60]!r} has a UTC offset beyond ±14:00, which no place uses")
     try:
         return dt.astimezone(UTC)
     except (OverflowError, ValueError) as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import random
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -120,9 +121,11 @@ def _configure(conn: sqlite3.Connection) -> None:
 
 
 def _raw_connect(path: str, mode: str) -> sqlite3.Connection:
-    # escape what a URI would misread; the rest of a file name may stand as it is
-    name = Path(path).absolute().as_posix()
-    name = name.replace("%", "%25").replace("?", "%3F").replace("#", "%23")
+    # percent-encode the name's bytes: a URI would misread %, ? and #, and a name that is
+    # not UTF-8 (surrogates from argv) could not be passed as text at all
+    from urllib.parse import quote_from_bytes  # already loaded by pathlib
+
+    name = quote_from_bytes(os.fsencode(Path(path).absolute()), safe="/")
     uri = f"file:{name}?mode={mode}"
     conn = sqlite3.connect(uri, uri=True, isolation_level=None)
     conn.row_factory = sqlite3.Row
@@ -139,8 +142,7 @@ def connect(path: str) -> sqlite3.Connection:
             f"database {path} not found",
             hint="create it with `tickethub --db PATH init`",
         )
-    if os.path.isdir(path):
-        raise TicketHubError(ErrorCode.DB_ERROR, f"{path} is a directory, not a database")
+    _require_regular_file(path)
     try:
         conn = _raw_connect(path, "rw")
         _configure(conn)
@@ -150,6 +152,26 @@ def connect(path: str) -> sqlite3.Connection:
         raise _db_error(exc, path) from None
     _check_identity(path, app_id, version)
     return conn
+
+
+def _require_regular_file(path: str) -> None:
+    """A database is a regular file. SQLite would block on a FIFO or read /dev/null as an
+    empty file and then fail its first write with a misleading "disk full"; say what it is.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise TicketHubError(ErrorCode.NOT_FOUND, f"database {path} not found") from None
+    except (OSError, ValueError) as exc:
+        raise TicketHubError(ErrorCode.DB_ERROR, f"cannot open database {path}: {exc}") from None
+    if stat.S_ISDIR(mode):
+        raise TicketHubError(ErrorCode.DB_ERROR, f"{path} is a directory, not a database")
+    if not stat.S_ISREG(mode):
+        raise TicketHubError(
+            ErrorCode.DB_ERROR,
+            f"{path} is not a regular file (a device, pipe or socket), so not a database",
+            hint="point --db at a database file, or create one with `tickethub init`",
+        )
 
 
 def _identity(conn: sqlite3.Connection) -> tuple[int, int]:
@@ -192,6 +214,7 @@ def init(path: str) -> tuple[sqlite3.Connection, int, bool]:
             pass
         except OSError as exc:
             raise TicketHubError(ErrorCode.DB_ERROR, f"cannot create {path}: {exc}") from None
+    _require_regular_file(path)
     try:
         conn = _raw_connect(path, "rw")
         _configure(conn)

@@ -14,6 +14,7 @@ import os
 import secrets
 import socket
 import sqlite3
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +35,13 @@ def generate_key() -> str:
 
 
 def check_key(key: str) -> str:
-    if not key or not key.strip():
+    """The one rule for keys: Unicode NFC, surrounding whitespace stripped. "K1", "K1 " and
+    the NFD spelling of a key are one key, so a retry that differs only in what a person
+    cannot see replays instead of charging again."""
+    if v.has_surrogate(key):
+        raise invalid("idempotency key must be UTF-8 text")
+    key = unicodedata.normalize("NFC", key).strip()
+    if not key:
         raise invalid("idempotency key must not be empty")
     if len(key) > 200:
         raise invalid("idempotency key is longer than 200 characters")

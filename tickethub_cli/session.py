@@ -10,21 +10,35 @@ import sqlite3
 from typing import TYPE_CHECKING
 
 from . import db
+from .errors import invalid
 
 if TYPE_CHECKING:
     from .payments import PaymentProvider
 
 
 def default_operator() -> str:
+    """TICKETHUB_OPERATOR, else the OS user (LOGNAME, USER, … as getpass reads them). A name
+    that is not UTF-8 could not be stored in the audit log: refused, not mangled."""
     env = os.environ.get("TICKETHUB_OPERATOR", "").strip()
     if env:
-        return env
+        return _utf8_operator(env, "TICKETHUB_OPERATOR")
     import getpass
 
     try:
-        return getpass.getuser()
+        user = getpass.getuser()
     except Exception:  # noqa: BLE001 - no user name on this machine is not an error
         return f"uid{os.getuid()}"
+    return _utf8_operator(user, "the OS user name (LOGNAME/USER)")
+
+
+def _utf8_operator(name: str, source: str) -> str:
+    from .settings import is_utf8
+
+    if not is_utf8(name):
+        raise invalid(
+            f"{source} is not UTF-8 text", hint="set --operator NAME or TICKETHUB_OPERATOR"
+        )
+    return name
 
 
 def default_db_path() -> str:

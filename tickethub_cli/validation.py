@@ -25,6 +25,12 @@ def has_control(value: str) -> bool:
     return bool(UNSAFE_CHARS.search(value))
 
 
+def has_surrogate(value: str) -> bool:
+    """Lone surrogates: argv/env bytes that were not UTF-8, or a JSON "\\ud800" escape.
+    No database, file or terminal can take them."""
+    return bool(_SURROGATE.search(value))
+
+
 def parse_id(value: object, what: str) -> int:
     """Ids are integers; anything else cannot name a record, so it is not found."""
     if isinstance(value, bool):
@@ -82,6 +88,8 @@ def int_in_range(value: object, what: str, low: int, high: int) -> int:
 def email(value: str | None) -> str | None:
     if value is None or value == "":
         return None
+    if _SURROGATE.search(value):  # bytes that were not UTF-8 on the command line
+        raise invalid("email must be UTF-8 text")
     if len(value) > 254 or not _EMAIL.match(value) or UNSAFE_CHARS.search(value):
         raise invalid(f"invalid email {value[:60]!r}", hint="expected name@example.org")
     return value

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from .. import validation
+from .. import clock, validation
 from ..session import default_db_path, default_operator
 from .common import Globals
 
@@ -58,6 +58,7 @@ def root(
         raise invalid(
             "--db must name a file", hint="omit --db to use TICKETHUB_DB or ./tickethub.db"
         )
+    clock.check_offset()  # a bad TICKETHUB_CLOCK_OFFSET is refused before any write
     # from --operator, TICKETHUB_OPERATOR or the OS user alike: it is stored and shown again
     who = validation.name(operator or default_operator(), "operator")
     ctx.obj = Globals(db or default_db_path(), json_output, who, debug)

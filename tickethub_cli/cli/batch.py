@@ -19,17 +19,20 @@ from .common import is_json, session
 if TYPE_CHECKING:
     from .. import batch
 
-SHOWN_FAILURES = 50  # failed rows listed in human mode; memory stays bounded on huge files
-
 
 def _count_rows(path: str) -> int | None:
-    """Data rows in a regular file (lines minus header), for the progress bar's ETA."""
+    """About how many data rows a regular file has (lines minus header), for the progress
+    bar's ETA. Counted in chunks: one huge line must not be read into memory."""
     if path == "-" or not os.path.isfile(path):
         return None
+    lines, last = 0, b"\n"
     with open(path, "rb") as fh:
-        lines = sum(1 for line in fh if line.strip())
-        fh.seek(0)
         first = fh.read(64).lstrip()
+        fh.seek(0)
+        while chunk := fh.read(1 << 20):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    lines += last != b"\n"
     return lines if first.startswith(b"{") else max(0, lines - 1)
 
 
@@ -54,7 +57,6 @@ def batch_cmd(
     stream = batch.open_input(path)
     summary = batch.Summary()
     as_json = is_json(ctx)
-    failures: list[batch.RowResult] = []
     progress = None if as_json or not sys.stderr.isatty() else _progress()
     try:
         with progress or nullcontext():
@@ -64,21 +66,23 @@ def batch_cmd(
                 summary.add(result)
                 if as_json:
                     render.emit_json(result.to_json())
-                elif not result.ok and len(failures) < SHOWN_FAILURES:
-                    failures.append(result)  # the rest are counted in the summary only
                 if progress is not None and task is not None:
                     progress.advance(task)
     except (TicketHubError, sqlite3.Error) as exc:
         err = exc if isinstance(exc, TicketHubError) else translate(exc)
         if summary.rows == 0:
             raise err from None
-        _finish(as_json, summary, failures)  # what ran is committed: say so before failing
+        _finish(as_json, summary)  # what ran is committed: say so before failing
         render.error(err, as_json=as_json)
         raise typer.Exit(err.exit_code) from None
+    except KeyboardInterrupt:
+        _finish(as_json, summary)  # Ctrl-C: the rows that ran are committed; say which
+        sys.stderr.write(f"interrupted after {summary.rows} row(s)\n")
+        raise typer.Exit(130) from None
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
-    _finish(as_json, summary, failures)
+    _finish(as_json, summary)
     if summary.failed:
         raise typer.Exit(batch_exit_code())
 
@@ -113,21 +117,22 @@ def _progress() -> Any:
     )
 
 
-def _finish(as_json: bool, summary: batch.Summary, failures: list[batch.RowResult]) -> None:
+def _finish(as_json: bool, summary: batch.Summary) -> None:
     """The summary after the rows were committed: in human mode the tables, or their plain
     form if drawing fails, so the counts are never lost."""
     if as_json:
         render.emit_json({"summary": summary.to_json()})
         return
-    shown = failures[:SHOWN_FAILURES]
+    shown = summary.failures  # the first few; the rest are counted only
     plain = {
         "failed_rows": [{"row": f.row, "key": f.idempotency_key, "error": f.error} for f in shown],
         "summary": summary.to_json(),
     }
-    render.human_or_plain(lambda: _draw_finish(summary, shown, summary.failed), plain)
+    render.human_or_plain(lambda: _draw_finish(summary, shown), plain)
 
 
-def _draw_finish(summary: batch.Summary, shown: list[batch.RowResult], failed: int) -> None:
+def _draw_finish(summary: batch.Summary, shown: list[batch.RowResult]) -> None:
+    hidden = summary.failed - len(shown)
     if shown:
         render.table(
             "Failed rows",
@@ -141,7 +146,9 @@ def _draw_finish(summary: batch.Summary, shown: list[batch.RowResult], failed: i
                 ]
                 for f in shown
             ],
-            caption=f"{failed - len(shown)} more not shown" if failed > len(shown) else None,
+            caption=f"{hidden:,} more not shown (rerun with --json for every row)"
+            if hidden
+            else None,
         )
     render.table(
         "Batch summary",

@@ -35,6 +35,7 @@ REASONS = {
     "WRONG_EVENT": "ticket for another event",
     "VOID": "ticket cancelled",
     "MALFORMED": "mistyped or not a ticket code",
+    "ERROR": "not checked: scan again",
 }
 
 
@@ -42,7 +43,9 @@ def _line(result: ScanResult) -> str:
     """The plain answer line (a pipe, a log): escaped, since the first gate of an
     ALREADY_USED ticket is stored text."""
     text = f"{result.result:<12} {result.code}"
-    if result.result == "ALREADY_USED":
+    if result.error is not None:
+        text += f"  {result.error['message']} [{result.error['code']}]"
+    elif result.result == "ALREADY_USED":
         text += f"  first used {result.first_used_at} at gate {result.gate or '-'}"
     elif result.ticket_id is not None:
         text += f"  ticket {result.ticket_id}"
@@ -54,7 +57,8 @@ def _panel(result: ScanResult, counters: Counters | None = None) -> None:
 
     ok = result.admitted
     body = Text("ADMIT" if ok else "REJECT", style="bold white", justify="center")
-    body.append(f"\n{REASONS[result.result]} ({result.result})", style="bold")
+    label = result.error["code"] if result.error is not None else result.result
+    body.append(f"\n{REASONS[result.result]} ({label})", style="bold")
     if result.result == "ALREADY_USED":  # the first gate is stored text: escaped, literal
         body.append("\n")
         body.append_text(
@@ -128,7 +132,7 @@ def gate_cmd(ctx: typer.Context, event: EventOpt, gate: GateOpt = None) -> None:
             if not raws:
                 continue
             with _ctrl_c_after_answer():
-                results = g.scan_many(raws)
+                results = g.answer_many(raws)
                 _answer(results, counters, as_json=as_json, tty=tty)
     except KeyboardInterrupt:
         pass

@@ -328,22 +328,31 @@ def payment_callback(
     signature: Annotated[str, typer.Option("--signature", help="Hex HMAC-SHA256 of the payload.")],
 ) -> None:
     """Apply a signed provider callback (secret in TICKETHUB_WEBHOOK_SECRET). Idempotent."""
-    from .. import callbacks
+    from .. import callbacks, settings
 
+    settings.webhook_secret()  # missing or blank: refused before reading anything
     data = _read_payload(payload)
     order = callbacks.handle(session(ctx), data, signature)
     output(ctx, {"order": order}, lambda: show_order(order))
 
 
+MAX_PAYLOAD = 1 << 20  # 1 MiB: a provider callback is a few hundred bytes
+
+
 def _read_payload(path: str) -> bytes:
+    """The raw payload, whole or refused: a cut payload could never match its signature,
+    and reading on without a bound would let a pipe fill the memory."""
     if path == "-":
-        return sys.stdin.buffer.read(1_000_001)[:1_000_000]
-    p = Path(path)
-    if not p.is_file():
-        raise TicketHubError(ErrorCode.NOT_FOUND, f"payload file {path} not found")
-    if p.stat().st_size > 1_000_000:
-        raise invalid("payload file is larger than 1 MB")
-    return p.read_bytes()
+        data = sys.stdin.buffer.read(MAX_PAYLOAD + 1)
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise TicketHubError(ErrorCode.NOT_FOUND, f"payload file {path} not found")
+        with p.open("rb") as fh:
+            data = fh.read(MAX_PAYLOAD + 1)
+    if len(data) > MAX_PAYLOAD:
+        raise invalid("payload larger than 1 MiB; a provider callback is far smaller")
+    return data
 
 
 @payment_app.command("ledger", epilog="Example: `tickethub payment ledger --order 12`")
