@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-POINTS = ("after_reserve", "after_charge", "before_issue", "busy_after_charge")
+POINTS = ("after_reserve", "after_charge", "before_issue", "busy_after_charge", "after_refund")
 _ACTIVE = os.environ.get("TICKETHUB_FAULT", "").strip()
 
 

@@ -27,7 +27,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from . import audit, clock, money
+from . import audit, clock, faults, money
 from .db import transaction
 
 ChargeStatus = Literal["captured", "declined", "unknown", "voided", "refunded"]
@@ -302,6 +302,7 @@ def run_refunds(
             )
             if result.status != "refunded":  # nothing there to give back (voided, declined)
                 continue
+        faults.point("after_refund")
         with transaction(conn) as c:
             cur = c.execute(
                 "UPDATE payments SET status = 'refunded', refund_state = 'done',"

@@ -1,0 +1,423 @@
+"""Money is exact: every reproduction of the money issue as a real-process regression test.
+
+Each test names the case it reproduces. On the version-1 build each of them fails (a second
+capture or refund, a refused callback that wrote, a cash sale declined, a resold admitted
+seat, a fingerprint that depends on the whole card number, a batch that sold less than a
+row-by-row run); the old databases in tests/fixtures show what `doctor` now finds in them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+from support import (
+    DECLINED_CARD,
+    OK_CARD,
+    TIMEOUT_CARD,
+    count,
+    dump,
+    healthy,
+    proc,
+    seed,
+    tickethub_exe,
+    type_counts,
+)
+
+from tickethub_cli import callbacks
+from tickethub_cli import db as dbmod
+
+SECRET = "money-secret"
+ENV = {"TICKETHUB_WEBHOOK_SECRET": SECRET}
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def callback(db: str, tmp_path: Path, body: dict, name: str = "cb.json"):
+    payload = json.dumps(body).encode()
+    path = tmp_path / name
+    path.write_bytes(payload)
+    sig = callbacks.sign(payload, SECRET)
+    return proc(db, "payment", "callback", "--payload", str(path), "--signature", sig, env=ENV)
+
+
+def ledger(db: str, order_id: int | None = None) -> list[dict]:
+    args = ["payment", "ledger", *(["--order", str(order_id)] if order_id else [])]
+    out = proc(db, *args)
+    assert out.code == 0, out.stderr
+    return out.json["charges"]
+
+
+def captured_at_provider(db: str) -> int:
+    return count(db, "SELECT count(*) FROM mockpay_charges WHERE status = 'captured'")
+
+
+@pytest.fixture
+def shop(tmp_path):
+    db = str(tmp_path / "shop.db")
+    return db, seed(db)
+
+
+# ------------------------------------------------ 1. unknown outcome, then cash at the desk
+
+
+def test_cash_after_unknown_outcome_keeps_one_capture(shop, tmp_path):
+    db, ids = shop
+    first = proc(db, "purchase", "-i", f"{ids['ga']}:2", "--pay", "card", "--card", TIMEOUT_CARD)
+    assert first.code == 6
+    err = first.error
+    assert err["code"] == "PAYMENT_UNKNOWN" and err["idempotency_key"].startswith("auto-")
+    assert "do not take another payment" in err["hint"]
+    oid = err["order_id"]
+    assert type_counts(db, ids["ga"]) == (0, 2)  # the seats stay held
+    cash = proc(db, "order", "pay", str(oid), "--pay", "cash")
+    assert cash.code == 4, cash.stdout  # asked the provider first: the card went through
+    assert cash.error["code"] == "INVALID_STATE" and "take no cash" in cash.error["message"]
+    order = proc(db, "order", "show", str(oid)).json["order"]
+    assert order["status"] == "PAID" and order["pay_method"] == "card"
+    assert [p["status"] for p in order["payments"]] == ["captured"]
+    late = callback(
+        db, tmp_path, {"id": "late-1", "order_id": oid, "status": "succeeded", "amount_minor": 4000}
+    )
+    assert late.code == 0 and late.json["order"]["status"] == "PAID"
+    assert proc(db, "reconcile", "--stale-after", "0").json["repaired"] == []
+    assert [c["status"] for c in ledger(db, oid)] == ["captured"]
+    assert count(db, "SELECT count(*) FROM payments WHERE status = 'captured'") == 1
+    healthy(db)
+
+
+def test_cash_after_a_crash_behind_the_charge_keeps_one_capture(shop):
+    db, ids = shop
+    args = ["purchase", "-i", f"{ids['ga']}:1", "--pay", "card", "--card", OK_CARD, "-k", "k1"]
+    assert proc(db, *args, env={"TICKETHUB_FAULT": "after_charge"}).code == 137
+    oid = count(db, "SELECT id FROM orders")
+    cash = proc(db, "order", "pay", str(oid), "--pay", "cash")
+    assert cash.code == 4 and cash.error["code"] == "INVALID_STATE"
+    assert captured_at_provider(db) == 1
+    assert count(db, "SELECT count(*) FROM payments WHERE method = 'cash'") == 0
+    healthy(db)
+
+
+def test_cash_after_a_crash_before_the_charge_voids_the_card_first(shop):
+    db, ids = shop
+    args = ["purchase", "-i", f"{ids['ga']}:1", "--pay", "card", "--card", OK_CARD, "-k", "k2"]
+    assert proc(db, *args, env={"TICKETHUB_FAULT": "after_reserve"}).code == 137
+    oid = count(db, "SELECT id FROM orders")
+    cash = proc(db, "order", "pay", str(oid), "--pay", "cash")
+    assert cash.code == 0, cash.stderr
+    order = cash.json["order"]
+    assert order["status"] == "PAID" and order["pay_method"] == "cash"
+    assert [(p["method"], p["status"]) for p in order["payments"]] == [
+        ("card", "voided"),
+        ("cash", "captured"),
+    ]
+    # the first buyer's process, had it only been slow, can no longer charge the card
+    retry = proc(db, *args)
+    assert retry.code == 0 and retry.json["order"]["pay_method"] == "cash"
+    assert captured_at_provider(db) == 0
+    healthy(db)
+
+
+def test_cancel_of_an_unknown_outcome_asks_the_provider_and_refunds(shop):
+    db, ids = shop
+    first = proc(db, "purchase", "-i", f"{ids['ga']}:2", "--pay", "card", "--card", TIMEOUT_CARD)
+    oid = first.error["order_id"]
+    out = proc(db, "order", "cancel", str(oid))
+    assert out.code == 0, out.stderr
+    order = out.json["order"]
+    assert order["status"] == "CANCELLED"
+    assert [(p["status"], p["refunded_minor"]) for p in order["payments"]] == [("refunded", 4000)]
+    assert [(c["status"], c["refunded_minor"]) for c in ledger(db, oid)] == [("refunded", 4000)]
+    assert type_counts(db, ids["ga"]) == (0, 0)
+    healthy(db)
+
+
+def test_reconcile_one_order_resolves_it_now(shop):
+    db, ids = shop
+    first = proc(db, "purchase", "-i", f"{ids['ga']}:1", "--pay", "card", "--card", TIMEOUT_CARD)
+    oid = first.error["order_id"]
+    # the default --stale-after (60 s) would leave it; --order resolves it at once
+    assert proc(db, "reconcile").json["repaired"] == []
+    out = proc(db, "reconcile", "--order", str(oid))
+    assert out.code == 0, out.stderr
+    assert [(r["order_id"], r["to"]) for r in out.json["repaired"]] == [(oid, "PAID")]
+    assert proc(db, "reconcile", "--order", "999").code == 3
+    healthy(db)
+
+
+# ---------------------------------------------- 2. an error after the charge names the key
+
+
+def test_busy_after_charge_names_order_and_key_and_retry_charges_once(shop):
+    db, ids = shop
+    args = ["purchase", "-i", f"{ids['ga']}:2", "--pay", "card", "--card", OK_CARD]
+    busy = proc(db, *args, env={"TICKETHUB_FAULT": "busy_after_charge"})
+    assert busy.code == 7, busy.stderr
+    err = busy.error
+    assert err["code"] == "DB_BUSY" and err["payment_may_exist"] is True
+    assert "nothing was changed" not in err["message"] and "may have been taken" in err["message"]
+    key, oid = err["idempotency_key"], err["order_id"]
+    assert key in err["hint"]
+    retry = proc(db, *args, "-k", key)
+    assert retry.code == 0, retry.stderr
+    assert retry.json["order"]["id"] == oid and retry.json["order"]["status"] == "PAID"
+    assert count(db, "SELECT count(*) FROM orders") == 1
+    assert [c["status"] for c in ledger(db)] == ["captured"]
+    assert proc(db, "reconcile", "--stale-after", "0").json["repaired"] == []
+    healthy(db)
+
+
+def test_busy_after_charge_in_human_mode_says_a_payment_may_exist(shop):
+    db, ids = shop
+    done = subprocess.run(
+        [tickethub_exe(), "--db", db, "purchase", "-i", f"{ids['ga']}:1", "--pay", "cash"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TICKETHUB_FAULT": "busy_after_charge"},
+    )
+    assert done.returncode == 7 and done.stdout == ""
+    line = done.stderr.strip()
+    assert line.count("\n") == 0 and "may have been taken" in line and "--idempotency-key" in line
+
+
+# ----------------------------------------------------------------------- 3. refunds twice
+
+
+def test_late_success_after_a_paid_cancel_refunds_nothing_more(shop, tmp_path):
+    db, ids = shop
+    sale = proc(db, "purchase", "-i", f"{ids['ga']}:2", "--pay", "card", "--card", OK_CARD)
+    oid = sale.json["order"]["id"]
+    assert proc(db, "order", "cancel", str(oid)).code == 0
+    body = {"id": "delayed", "order_id": oid, "status": "succeeded", "amount_minor": 4000}
+    again = callback(db, tmp_path, body)
+    assert again.code == 0 and again.json["order"]["status"] == "CANCELLED"
+    payments = again.json["order"]["payments"]
+    assert [(p["status"], p["refunded_minor"]) for p in payments] == [("refunded", 4000)]
+    assert [(c["status"], c["refunded_minor"]) for c in ledger(db)] == [("refunded", 4000)]
+    assert count(db, "SELECT outcome FROM callbacks WHERE callback_id = 'delayed'") == "known"
+    healthy(db)
+
+
+def test_late_success_killed_after_its_refund_is_not_refunded_again(shop, tmp_path):
+    db, ids = shop
+    created = proc(db, "order", "create", "-i", f"{ids['ga']}:1", "--hold-minutes", "1")
+    oid = created.json["order"]["id"]
+    body = {"id": "late", "order_id": oid, "status": "succeeded", "amount_minor": 2000}
+    payload = json.dumps(body).encode()
+    (tmp_path / "late.json").write_bytes(payload)
+    env = {**ENV, "TICKETHUB_CLOCK_OFFSET": "120", "TICKETHUB_FAULT": "after_refund"}
+    args = ["payment", "callback", "--payload", str(tmp_path / "late.json")]
+    killed = proc(db, *args, "--signature", callbacks.sign(payload, SECRET), env=env)
+    assert killed.code == 137
+    assert [c["status"] for c in ledger(db)] == ["refunded"]  # the provider gave it back
+    rep = proc(db, "reconcile", env={"TICKETHUB_CLOCK_OFFSET": "120"})
+    assert rep.code == 0, rep.stderr
+    assert [r["reason"] for r in rep.json["repaired"]] == ["refunded"]
+    assert [(c["status"], c["refunded_minor"]) for c in ledger(db)] == [("refunded", 2000)]
+    assert count(db, "SELECT count(*) FROM payments WHERE status = 'refunded'") == 1
+    assert proc(db, "reconcile").json["repaired"] == []
+    healthy(db)
+
+
+# ------------------------------------------------------------ 4. a refused callback writes
+
+
+def test_a_refused_callback_writes_nothing_and_voids_nothing(shop, tmp_path):
+    db, ids = shop
+    oid = proc(db, "order", "create", "-i", f"{ids['ga']}:1").json["order"]["id"]
+    before = dump(db)
+    body = {"id": "wrong", "order_id": oid, "status": "failed", "amount_minor": 1}
+    out = callback(db, tmp_path, body)
+    assert out.code == 2 and out.error["code"] == "AMOUNT_MISMATCH"
+    assert dump(db) == before
+    paid = proc(db, "order", "pay", str(oid), "--pay", "card", "--card", OK_CARD)
+    assert paid.code == 0 and paid.json["order"]["status"] == "PAID"
+    healthy(db)
+
+
+def test_a_refused_callback_for_an_order_being_paid_leaves_its_charge_alone(shop, tmp_path):
+    db, ids = shop
+    args = ["purchase", "-i", f"{ids['ga']}:1", "--pay", "card", "--card", OK_CARD, "-k", "v"]
+    assert proc(db, *args, env={"TICKETHUB_FAULT": "after_reserve"}).code == 137
+    oid = count(db, "SELECT id FROM orders")
+    before = dump(db)
+    wrong = {"id": "w", "order_id": oid, "status": "failed", "amount_minor": 7}
+    assert callback(db, tmp_path, wrong).code == 2
+    assert dump(db) == before
+    assert proc(db, *args).code == 0  # the buyer's retry still charges and pays
+    healthy(db)
+
+
+# ------------------------------------------------------------------ 5. crashed cash sale
+
+
+def test_a_crashed_cash_sale_is_completed_never_declined(shop):
+    db, ids = shop
+    args = ["purchase", "-i", f"{ids['ga']}:2", "--pay", "cash", "-k", "cash-1"]
+    assert proc(db, *args, env={"TICKETHUB_FAULT": "after_charge"}).code == 137
+    rep = proc(db, "reconcile", "--stale-after", "0")
+    assert [(r["from"], r["to"]) for r in rep.json["repaired"]] == [("PENDING", "PAID")]
+    retry = proc(db, *args)
+    assert retry.code == 0 and retry.json["order"]["status"] == "PAID"
+    assert ledger(db) == []  # cash never reaches the card provider
+    healthy(db)
+
+
+def test_a_crashed_cash_sale_retried_at_once_is_completed(shop):
+    db, ids = shop
+    args = ["purchase", "-i", f"{ids['ga']}:1", "--pay", "cash", "-k", "cash-2"]
+    assert proc(db, *args, env={"TICKETHUB_FAULT": "after_charge"}).code == 137
+    retry = proc(db, *args)
+    assert retry.code == 0 and retry.json["order"]["status"] == "PAID"
+    assert ledger(db) == []
+    healthy(db)
+
+
+# --------------------------------------------------- 6. admitted, refunded, then resold
+
+
+def test_cancelling_admitted_tickets_needs_force_and_keeps_the_seats(tmp_path):
+    db = str(tmp_path / "door.db")
+    ids = seed(db, capacity=2)
+    ga = ids["ga"]
+    sale = proc(db, "purchase", "-i", f"{ga}:2", "--pay", "card", "--card", OK_CARD)
+    oid = sale.json["order"]["id"]
+    for t in sale.json["order"]["tickets"]:
+        assert proc(db, "validate", t["code"], "--event", str(ids["event"])).code == 0
+    before = dump(db)
+    refused = proc(db, "order", "cancel", str(oid))
+    assert refused.code == 4 and "--force" in refused.error["message"]
+    assert dump(db) == before
+    forced = proc(db, "order", "cancel", str(oid), "--force", "--reason", "show called off")
+    assert forced.code == 0, forced.stderr
+    assert forced.json["order"]["status"] == "CANCELLED"
+    assert [c["status"] for c in ledger(db)] == ["refunded"]
+    assert type_counts(db, ga) == (2, 0)  # the two people are inside: their seats stay used
+    resale = proc(db, "purchase", "-i", f"{ga}:2", "--pay", "cash")
+    assert resale.code == 5 and resale.error["code"] == "SOLD_OUT"
+    healthy(db)
+
+
+# -------------------------------------------------------------- 7. card numbers in storage
+
+
+def test_fingerprints_keep_only_six_and_four_digits(shop):
+    db, ids = shop
+    card = "4539148803436467"
+    twin = "4539141000076467"  # same first six and last four, other middle digits
+    args = ["purchase", "-i", f"{ids['ga']}:1", "--pay", "card", "-k", "fp-1"]
+    first = proc(db, *args, "--card", card)
+    assert first.code == 0, first.stderr
+    again = proc(db, *args, "--card", twin)
+    assert again.code == 0 and again.json["replayed"] is True  # nothing depends on the middle
+    raw = b"".join(Path(p).read_bytes() for p in (db, db + "-wal") if os.path.exists(p))
+    assert card.encode() not in raw and b"880343" not in raw
+    text = dump(db)
+    assert card not in text and "880343" not in text
+
+
+def test_card_number_from_stdin(shop):
+    db, ids = shop
+    sale = ["purchase", "-i", f"{ids['ga']}:1", "--pay", "card", "--card", "-"]
+    done = subprocess.run(
+        [tickethub_exe(), "--db", db, "--json", *sale],
+        input=OK_CARD + "\n",
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    payment = json.loads(done.stdout)["order"]["payments"][0]
+    assert payment["card_last4"] == OK_CARD[-4:] and payment["status"] == "captured"
+
+
+# ----------------------------------------------------- 8. batch group commit keeps outcomes
+
+
+def _batch_file(path: Path, rows: int, declined: set[int]) -> None:
+    lines = ["idempotency_key,ticket_type_id,quantity,email,name,pay,card"]
+    for n in range(1, rows + 1):
+        card = DECLINED_CARD if n in declined else OK_CARD
+        lines.append(f"row-{n},1,1,,,card,{card}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_batch_outcome_equals_the_row_by_row_outcome(tmp_path):
+    file = tmp_path / "sales.csv"
+    _batch_file(file, 40, declined={3, 9, 14, 22})
+    grouped, single = str(tmp_path / "grouped.db"), str(tmp_path / "single.db")
+    outcomes = []
+    for path, stdin_pipe in ((grouped, False), (single, True)):
+        seed(path, capacity=30)
+        if stdin_pipe:  # a pipe runs row by row (no group commit)
+            out = subprocess.run(
+                [tickethub_exe(), "--db", path, "--json", "batch", "-"],
+                input=file.read_text(),
+                capture_output=True,
+                text=True,
+            )
+        else:
+            out = subprocess.run(
+                [tickethub_exe(), "--db", path, "--json", "batch", str(file)],
+                capture_output=True,
+                text=True,
+            )
+        assert out.returncode == 8, out.stderr
+        lines = [json.loads(x) for x in out.stdout.splitlines()]
+        outcomes.append(
+            [(r["row"], r["ok"], (r.get("error") or {}).get("code")) for r in lines[:-1]]
+        )
+        summary = lines[-1]["summary"]
+        assert (summary["ok"], summary["failed"]) == (30, 10)
+        assert type_counts(path, 1) == (30, 0)
+        healthy(path)
+    assert outcomes[0] == outcomes[1]
+    codes = [c for _, ok, c in outcomes[0] if not ok]
+    assert codes.count("PAYMENT_DECLINED") == 4 and codes.count("SOLD_OUT") == 6
+
+
+# ------------------------------------------------- doctor on databases of the old build
+
+
+def load_v1(tmp_path: Path, name: str) -> str:
+    """A database the version-1 build made (its dump), upgraded by `init`."""
+    path = str(tmp_path / f"{name}.db")
+    conn = sqlite3.connect(path)
+    conn.executescript((FIXTURES / f"{name}.sql").read_text())
+    conn.execute(f"PRAGMA application_id = {dbmod.APPLICATION_ID}")
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    out = proc(path, "init")
+    assert out.code == 0 and out.json["schema_version"] == dbmod.SCHEMA_VERSION, out.stderr
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "checks"),
+    [
+        ("v1_case1_cash_after_unknown", {"provider_charges_recorded"}),
+        (
+            "v1_case3_refund_twice",
+            {"money_matches_status", "refunds_within_captures", "provider_agrees"},
+        ),
+        ("v1_case6_resold_admitted", {"sold_matches_tickets", "admitted_within_capacity"}),
+    ],
+)
+def test_doctor_finds_what_the_old_build_did(tmp_path, name, checks):
+    path = load_v1(tmp_path, name)
+    out = proc(path, "doctor")
+    assert out.code == 9
+    assert {p["check"] for p in out.json["problems"]} == checks
+
+
+def test_a_healthy_old_database_upgrades_healthy(tmp_path):
+    path = load_v1(tmp_path, "v1_healthy_mixed")
+    doc = proc(path, "doctor")
+    assert doc.code == 0, doc.json
+    assert count(path, "SELECT count(*) FROM idempotency_keys WHERE fingerprint <> 'legacy'") == 0
+    # an old key still replays its order (never a second charge)
+    again = proc(path, "purchase", "-i", "1:2", "--pay", "card", "--card", OK_CARD, "-k", "a")
+    assert again.code == 0 and again.json["replayed"] is True
+    assert proc(path, "reconcile", "--stale-after", "0").json["repaired"] == []
