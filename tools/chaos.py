@@ -1,9 +1,12 @@
 """Chaos run: concurrent sellers and gates against one database under kill -9 and faults.
 
 Sellers buy with good, declined and unknown-outcome cards and cash, reuse idempotency keys,
-die at random fault points or are killed mid-flight; gates scan sold codes (the same code at
-two gates at once); signed payment callbacks arrive repeated and out of order. Afterwards:
-reconcile, doctor, and our own checks. Seeded: `--seed N` replays a run.
+die at random fault points (or meet a busy database right after the charge) or are killed
+mid-flight; cashiers take cash for orders whose card outcome is unknown, or cancel them
+(forcing it now and then for admitted tickets); gates scan sold codes (the same code at two
+gates at once); signed payment callbacks arrive late, repeated and out of order. Afterwards:
+reconcile, doctor (the money invariant against the provider's own ledger among its checks),
+and our own checks of the ledger. Seeded: `--seed N` replays a run.
 
     .venv/bin/python tools/chaos.py --seconds 30 --seed 7
 Exit 0 when every guarantee held, 1 with a list of violations otherwise.
@@ -32,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 OK, DECLINED, TIMEOUT = "4242424242424242", "4000000000000002", "4000000000000119"
 SECRET = "chaos-secret"
-FAULTS = ("after_reserve", "after_charge", "before_issue")
+FAULTS = ("after_reserve", "after_charge", "before_issue", "busy_after_charge", "after_refund")
 SELLER_CODES = {0, 4, 5, 6, 8, 137, -signal.SIGKILL}  # 8: a batch with some failed rows
 
 
@@ -47,6 +50,7 @@ class Job:
     proc: subprocess.Popen[str]
     kill_at: float | None
     started: float
+    fault: str | None = None
 
 
 @dataclass
@@ -100,7 +104,8 @@ class Chaos:
             events.add_ticket_type(s, event["id"], name=n, price=p, capacity=c, max_per_order=4)[
                 "id"
             ]
-            for n, p, c in (("GA", "20", 80), ("VIP", "75.50", 15))
+            # enough seats that a long run keeps selling rather than meeting SOLD_OUT only
+            for n, p, c in (("GA", "20", max(80, int(self.seconds * 4))), ("VIP", "75.50", 15))
         ]
         s.close()
 
@@ -114,11 +119,16 @@ class Chaos:
             return "reconcile", ["reconcile", "--stale-after", str(rng.choice([0, 1, 60]))], env
         if roll < 0.16:
             return self.callback_args()
+        if roll < 0.20:
+            cashier = self.cashier_args(env)
+            if cashier is not None:
+                return cashier
         if roll < 0.24:
             oid = self.random_order()
             if oid is not None:
                 if rng.random() < 0.5:
-                    return "cancel", ["order", "cancel", str(oid), "--reason", "chaos"], env
+                    force = ["--force"] if rng.random() < 0.3 else []
+                    return "cancel", ["order", "cancel", str(oid), "--reason", "chaos", *force], env
                 card = rng.choice([OK, DECLINED, TIMEOUT])
                 return "pay", ["order", "pay", str(oid), "--pay", "card", "--card", card], env
         if roll < 0.38:
@@ -157,6 +167,19 @@ class Chaos:
         if rng.random() < 0.12:
             env["TICKETHUB_FAULT"] = rng.choice(FAULTS)
         return "purchase", args, env
+
+    def cashier_args(self, env: dict[str, str]) -> tuple[str, list[str], dict[str, str]] | None:
+        """At the desk: an order whose card outcome is unknown gets cash, or is called off."""
+        with sqlite3.connect(self.db) as conn:
+            row = conn.execute(
+                "SELECT order_id FROM payments WHERE status IN ('unknown', 'pending')"
+                " ORDER BY random() LIMIT 1"
+            ).fetchone()
+        if row is None:
+            return None
+        if self.rng.random() < 0.6:
+            return "cash_after_unknown", ["order", "pay", str(row[0]), "--pay", "cash"], env
+        return "cancel_unknown", ["order", "cancel", str(row[0]), "--reason", "gave up"], env
 
     def batch_args(self, env: dict[str, str]) -> tuple[str, list[str], dict[str, str]]:
         """A small batch file; its keys come from their own pool, each always the same row,
@@ -294,7 +317,7 @@ class Chaos:
                     env=env,
                 )
                 kill_at = now + self.rng.uniform(0.05, 0.6) if self.rng.random() < 0.1 else None
-                jobs.append(Job(kind, p, kill_at, now))
+                jobs.append(Job(kind, p, kill_at, now, env.get("TICKETHUB_FAULT")))
                 self.report.launched[kind] += 1
             for job in list(jobs):
                 if job.kill_at is not None and job.proc.poll() is None and now >= job.kill_at:
@@ -321,12 +344,28 @@ class Chaos:
             self.report.violate(f"traceback from {job.kind}: {err[-300:]}")
         if code == 1:
             self.report.violate(f"internal error (exit 1) from {job.kind}: {err[-300:]}")
-        if code == 7:
+        if code == 7 and job.fault == "busy_after_charge":
+            self.check_busy_after_charge(job, err)
+        elif code == 7:
             self.report.violate(f"DB_BUSY/DB_ERROR from {job.kind}: {err[-300:]}")
-        if code not in SELLER_CODES | {2, 3}:
+        if code not in SELLER_CODES | {2, 3, 7}:
             self.report.violate(f"unexpected exit {code} from {job.kind}: {err[-300:]}")
         if code == 2 and job.kind != "callback":
             self.report.violate(f"bad input from generated {job.kind}: {err[-300:]}")
+
+    def check_busy_after_charge(self, job: Job, err: str) -> None:
+        """The settlement met a busy database after the charge: the error must name the
+        order and the key, and say that a payment may exist (a later retry finishes it)."""
+        try:
+            body = json.loads(err)["error"]
+        except (ValueError, KeyError):
+            self.report.violate(f"busy_after_charge without a JSON error: {err[-300:]}")
+            return
+        if not body.get("order_id") or not body.get("idempotency_key"):
+            self.report.violate(f"busy_after_charge error names no order or key: {body}")
+        if not body.get("payment_may_exist"):
+            self.report.violate(f"busy_after_charge error hides the charge: {body}")
+        self.report.exits["busy_after_charge named order+key"] += 1
 
     def stop_gates(self, gates: list) -> None:
         admitted: collections.Counter[int] = collections.Counter()
@@ -366,14 +405,31 @@ class Chaos:
             "keys with two orders": "SELECT count(*) FROM (SELECT idempotency_key FROM orders"
             " GROUP BY idempotency_key HAVING count(*) > 1)",
             "oversold types": "SELECT count(*) FROM ticket_types WHERE sold + held > capacity",
-            "sold differs from valid tickets": "SELECT count(*) FROM ticket_types t WHERE sold <>"
+            "sold differs from seats taken": "SELECT count(*) FROM ticket_types t WHERE sold <>"
             " (SELECT count(*) FROM tickets k JOIN orders o ON o.id = k.order_id"
-            " WHERE k.ticket_type_id = t.id AND k.status = 'valid' AND o.status = 'PAID')",
+            " WHERE k.ticket_type_id = t.id AND ((k.status = 'valid' AND o.status = 'PAID')"
+            " OR (k.status = 'void' AND k.checked_in_at IS NOT NULL)))",
+            "more admitted than places": "SELECT count(*) FROM (SELECT k.ticket_type_id FROM"
+            " tickets k JOIN ticket_types t ON t.id = k.ticket_type_id WHERE k.checked_in_at"
+            " IS NOT NULL GROUP BY k.ticket_type_id HAVING count(*) > max(t.capacity))",
             "tickets admitted twice": "SELECT count(*) FROM (SELECT ticket_id FROM scans"
             " WHERE result = 'ADMITTED' AND dry_run = 0 GROUP BY ticket_id HAVING count(*) > 1)",
             "captured charges of unpaid orders": "SELECT count(*) FROM mockpay_charges m"
             " JOIN orders o ON o.id = m.order_id WHERE m.status = 'captured'"
             " AND o.status <> 'PAID'",
+            # the money invariant on the provider's side: what it kept per order
+            "provider keeps money of unpaid orders, or not the total of paid ones": (
+                "SELECT count(*) FROM orders o WHERE (SELECT coalesce(sum(CASE WHEN m.status"
+                " IN ('captured', 'refunded') THEN m.amount_minor - m.refunded_minor ELSE 0 END),"
+                " 0) FROM mockpay_charges m WHERE m.order_id = o.id) NOT IN (0, CASE WHEN"
+                " o.status = 'PAID' AND o.pay_method = 'card' THEN o.total_minor ELSE 0 END)"
+            ),
+            "orders with two captured charges at the provider": "SELECT count(*) FROM (SELECT"
+            " order_id FROM mockpay_charges WHERE status = 'captured' GROUP BY order_id"
+            " HAVING count(*) > 1)",
+            "refunded more than captured at the provider": "SELECT count(*) FROM mockpay_charges"
+            " WHERE refunded_minor > amount_minor",
+            "refunds still owed": "SELECT count(*) FROM payments WHERE refund_state = 'requested'",
         }
         for name, sql in checks.items():
             try:
@@ -385,6 +441,14 @@ class Chaos:
                 self.report.violate(f"{name}: {n}")
         self.totals = dict(
             orders=conn.execute("SELECT count(*) FROM orders").fetchone()[0],
+            payments=conn.execute("SELECT count(*) FROM payments").fetchone()[0],
+            refunds=conn.execute(
+                "SELECT count(*) FROM payments WHERE status = 'refunded'"
+            ).fetchone()[0],
+            cash_after_unknown=conn.execute(
+                "SELECT count(*) FROM payments c JOIN payments u ON u.order_id = c.order_id"
+                " AND u.id < c.id WHERE c.method = 'cash' AND u.method = 'card'"
+            ).fetchone()[0],
             paid=conn.execute("SELECT count(*) FROM orders WHERE status='PAID'").fetchone()[0],
             sold=conn.execute("SELECT sum(sold) FROM ticket_types").fetchone()[0],
             admitted=conn.execute(
