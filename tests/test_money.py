@@ -421,3 +421,19 @@ def test_a_healthy_old_database_upgrades_healthy(tmp_path):
     again = proc(path, "purchase", "-i", "1:2", "--pay", "card", "--card", OK_CARD, "-k", "a")
     assert again.code == 0 and again.json["replayed"] is True
     assert proc(path, "reconcile", "--stale-after", "0").json["repaired"] == []
+
+
+def test_undoing_the_admission_of_a_force_cancelled_ticket_frees_its_seat(tmp_path):
+    db = str(tmp_path / "undo.db")
+    ids = seed(db, capacity=1)
+    sale = proc(db, "purchase", "-i", f"{ids['ga']}:1", "--pay", "cash")
+    code = sale.json["order"]["tickets"][0]["code"]
+    assert proc(db, "validate", code, "--event", str(ids["event"])).code == 0
+    oid = str(sale.json["order"]["id"])
+    assert proc(db, "order", "cancel", oid, "--force").code == 0
+    assert type_counts(db, ids["ga"]) == (1, 0)
+    undo = proc(db, "checkin", "undo", code, "--event", str(ids["event"]))
+    assert undo.code == 0, undo.stderr
+    assert type_counts(db, ids["ga"]) == (0, 0)  # nobody inside: the seat is for sale again
+    assert proc(db, "purchase", "-i", f"{ids['ga']}:1", "--pay", "cash").code == 0
+    healthy(db)

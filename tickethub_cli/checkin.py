@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from . import audit, clock, codes
+from . import audit, clock, codes, inventory
 from . import validation as v
 from .db import transaction, translate
 from .errors import ErrorCode, TicketHubError, invalid, not_found
@@ -290,7 +290,8 @@ def undo(s: Session, raw: str, event_id: object, *, reason: str | None = None) -
     why = v.optional_text(reason, "reason") or "undo of a mistaken admission"
     with transaction(s.conn) as c:
         row = c.execute(
-            "SELECT id, event_id, checked_in_at, checked_in_gate FROM tickets WHERE code = ?",
+            "SELECT id, event_id, ticket_type_id, status, checked_in_at, checked_in_gate"
+            " FROM tickets WHERE code = ?",
             (code,),
         ).fetchone()
         if row is None or row["event_id"] != eid:
@@ -303,6 +304,8 @@ def undo(s: Session, raw: str, event_id: object, *, reason: str | None = None) -
             "UPDATE tickets SET checked_in_at = NULL, checked_in_gate = NULL WHERE id = ?",
             (row["id"],),
         )
+        if row["status"] == "void":  # its order was cancelled: the seat was kept only
+            inventory.unsell(c, row["ticket_type_id"], 1)  # because the person was inside
         audit.record(
             c,
             s.operator,

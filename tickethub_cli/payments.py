@@ -343,8 +343,9 @@ def payment_dict(row: sqlite3.Row) -> dict[str, Any]:
     return body
 
 
-def describe(payment: dict[str, Any], currency: str) -> str:
-    """One line a cashier can act on: what was taken, and what was (or is to be) given back."""
+def describe(payment: dict[str, Any], currency: str, *, just_now: bool = False) -> str:
+    """One line a cashier can act on: what was taken, and what was (or is to be) given back.
+    `just_now`: the refund was made by this very command, so cash is still to be handed over."""
     amount = f"{money.format_amount(payment['amount_minor'], currency)} {currency}"
     where = (
         f"card …{payment['card_last4']}"
@@ -355,7 +356,7 @@ def describe(payment: dict[str, Any], currency: str) -> str:
     )
     if payment["refund"] == "done":
         if payment["method"] == "cash":
-            return f"handed back {amount} cash"
+            return f"hand back {amount} cash" if just_now else f"handed back {amount} cash"
         return f"refunded {amount} to {where}"
     if payment["refund"] == "requested":
         if payment["method"] == "cash":

@@ -312,7 +312,7 @@ def _refund_lines(order: dict[str, Any]) -> None:
 
     given = [p for p in order.get("payments", []) if p.get("refund")]
     for p in given:
-        render.line(describe(p, order["currency"]), style="bold")
+        render.line(describe(p, order["currency"], just_now=True), style="bold")
     if not given:
         render.line("no money was taken for this order; nothing to give back")
 
