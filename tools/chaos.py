@@ -81,6 +81,8 @@ class Chaos:
         self.callback_ids: list[tuple[str, bytes]] = []
         self.batch_rows: dict[str, str] = {}
         self.tmp = tempfile.mkdtemp(prefix="th-chaos-")
+        # keys repeat often (retries, replays), yet a long run keeps making new orders
+        self.key_pool = max(60, int(seconds * 3))
 
     # ---------------------------------------------------------------------------- setup
 
@@ -147,7 +149,7 @@ class Chaos:
                 ],
                 env,
             )
-        key = f"key-{rng.randint(0, 60)}"
+        key = f"key-{rng.randint(0, self.key_pool)}"
         args = self.keys.get(key)
         if args is None or rng.random() < 0.05:  # now and then the same key, another request
             type_id = rng.choice(self.types)
@@ -187,7 +189,7 @@ class Chaos:
         rng = self.rng
         rows = []
         for _ in range(rng.randint(2, 8)):
-            key = f"bkey-{rng.randint(0, 40)}"
+            key = f"bkey-{rng.randint(0, self.key_pool)}"
             if key not in self.batch_rows:
                 pay = rng.choices(["ok", "cash", "declined", "timeout"], [6, 3, 1, 1])[0]
                 card = {"ok": OK, "declined": DECLINED, "timeout": TIMEOUT}.get(pay, "")
