@@ -420,7 +420,10 @@ def test_a_healthy_old_database_upgrades_healthy(tmp_path):
     # an old key still replays its order (never a second charge)
     again = proc(path, "purchase", "-i", "1:2", "--pay", "card", "--card", OK_CARD, "-k", "a")
     assert again.code == 0 and again.json["replayed"] is True
-    assert proc(path, "reconcile", "--stale-after", "0").json["repaired"] == []
+    # nothing was left open by the upgrade (the fixture's one PENDING hold may have expired)
+    repaired = proc(path, "reconcile", "--stale-after", "0").json["repaired"]
+    assert {r["reason"] for r in repaired} <= {"hold_expired"}
+    healthy(path)
 
 
 def test_undoing_the_admission_of_a_force_cancelled_ticket_frees_its_seat(tmp_path):

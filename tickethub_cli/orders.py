@@ -58,6 +58,7 @@ def _lines(conn: sqlite3.Connection, order_id: int) -> list[sqlite3.Row]:
 
 def order_dict(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
     oid = row["id"]
+    paid = payments.for_order(conn, oid)
     return {
         "id": oid,
         "status": row["status"],
@@ -69,7 +70,7 @@ def order_dict(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
         "currency": row["currency"],
         "idempotency_key": row["idempotency_key"],
         "pay_method": row["pay_method"],
-        "payment_state": _payment_state(conn, oid),
+        "payment_state": _payment_state(paid),
         "hold_expires_at": clock.fmt(clock.from_us(row["hold_expires_us"]))
         if row["status"] == "PENDING"
         else None,
@@ -82,19 +83,19 @@ def order_dict(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
             for ln in _lines(conn, oid)
         ],
         "tickets": tickets.for_order(conn, oid),
-        "payments": [payments.payment_dict(p) for p in payments.for_order(conn, oid)],
+        "payments": [payments.payment_dict(p) for p in paid],
         "history": audit.history(conn, "order", oid),
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
 
 
-def _payment_state(conn: sqlite3.Connection, order_id: int) -> str | None:
+def _payment_state(attempts: list[sqlite3.Row]) -> str | None:
     """The open attempt's state in the words of version 1: charging, unknown or None."""
-    open_ = payments.open_for(conn, order_id)
-    if open_ is None:
-        return None
-    return "unknown" if open_["status"] == "unknown" else "charging"
+    for p in attempts:
+        if p["status"] in payments.OPEN:
+            return "unknown" if p["status"] == "unknown" else "charging"
+    return None
 
 
 def get_order(s: Session, order_id: object) -> dict[str, Any]:
@@ -239,16 +240,20 @@ def expire_holds(
 
 def finish_key(conn: sqlite3.Connection, order_id: int) -> None:
     """Once an order is final, its key replays that end (an error for a FAILED order)."""
-    rec = idempotency.for_order(conn, order_id)
-    if rec is None or rec.finished:
+    row = conn.execute(
+        "SELECT o.status, k.key FROM orders o JOIN idempotency_keys k ON k.key = o.idempotency_key"
+        " WHERE o.id = ? AND k.recovery_point <> 'finished'",
+        (order_id,),
+    ).fetchone()
+    if row is None:
         return
-    status = conn.execute("SELECT status FROM orders WHERE id = ?", (order_id,)).fetchone()[0]
+    status, key = row
     if status == "FAILED":
         idempotency.finish(
-            conn, rec.key, ErrorCode.PAYMENT_DECLINED, f"payment for order {order_id} failed"
+            conn, key, ErrorCode.PAYMENT_DECLINED, f"payment for order {order_id} failed"
         )
     elif status != "PENDING":
-        idempotency.finish(conn, rec.key)
+        idempotency.finish(conn, key)
 
 
 Mode = Literal["settle", "pay", "cancel"]
@@ -287,6 +292,7 @@ def apply_outcome(
             else f"order was already {row['status']} when this payment was captured"
         )
         payments.request_refund(c, s.operator, payments.get(c, payment["id"]), why)
+        finish_key(c, oid)
         return
     audit.record(
         c,
@@ -321,8 +327,11 @@ def default_hold_minutes(s: Session) -> float:
     return _hold_minutes(s.conn, None)
 
 
-def _reserve(s: Session, req: OrderRequest, key: str, fp: str, *, op: str) -> int:
-    """Phase (a), inside the caller's transaction: validate against the inventory and hold."""
+def _reserve(
+    s: Session, req: OrderRequest, key: str, fp: str, *, op: str
+) -> tuple[int, int | None]:
+    """Phase (a), inside the caller's transaction: validate against the inventory and hold.
+    Returns the order and, for a purchase, its payment attempt."""
     conn = s.conn
     ids = [i.ticket_type_id for i in req.items]
     marks = ",".join("?" * len(ids))
@@ -384,10 +393,10 @@ def _reserve(s: Session, req: OrderRequest, key: str, fp: str, *, op: str) -> in
     )
     audit.record(conn, s.operator, "order", order_id, "create", to_state="PENDING", reason=op)
     idempotency.insert(conn, key, fp, order_id, finished=(op == "create"))
-    if op == "purchase":
-        assert req.pay is not None
-        payments.open_attempt(conn, order_id, req.pay, total, req.card)
-    return order_id
+    if op != "purchase":
+        return order_id, None
+    assert req.pay is not None
+    return order_id, payments.open_attempt(conn, order_id, req.pay, total, req.card)
 
 
 def _replay(s: Session, rec: idempotency.KeyRecord) -> OrderResult:
@@ -450,7 +459,7 @@ def _attempt_for(s: Session, order_id: int, req: OrderRequest) -> int:
         return open_["id"]
     row = order_row(s.conn, order_id)
     assert req.pay is not None
-    return payments.open_attempt(s.conn, order_id, req.pay, row["total_minor"], req.card)["id"]
+    return payments.open_attempt(s.conn, order_id, req.pay, row["total_minor"], req.card)
 
 
 def _begin_purchase(s: Session, req: OrderRequest) -> _Plan:
@@ -462,8 +471,8 @@ def _begin_purchase(s: Session, req: OrderRequest) -> _Plan:
     fp = req.fingerprint("purchase")
     rec = idempotency.get(s.conn, key)
     if rec is None:
-        oid = _reserve(s, req, key, fp, op="purchase")
-        return _Plan(req, key, oid, payment_id=_attempt_for(s, oid, req))
+        oid, payment_id = _reserve(s, req, key, fp, op="purchase")
+        return _Plan(req, key, oid, payment_id=payment_id)
     if _claim_existing(s, rec, fp) == "replay":
         return _Plan(req, key, rec.order_id, True, idempotency.get(s.conn, key))
     assert rec.order_id is not None
@@ -552,7 +561,7 @@ def create_order(s: Session, req: OrderRequest) -> OrderResult:
     with transaction(s.conn):
         rec = idempotency.get(s.conn, key)
         if rec is None:
-            order_id = _reserve(s, req, key, fp, op="create")
+            order_id, _ = _reserve(s, req, key, fp, op="create")
         elif not idempotency.same_request(rec, fp):
             raise _mismatch(key, rec.order_id)
     if rec is not None:
@@ -637,7 +646,7 @@ def pay_order(s: Session, order_id: object, *, pay: str | None, card: str | None
         )
         attempt = payments.open_attempt(c, oid, pay, row["total_minor"], card_digits)
     payment = OrderRequest.model_construct(items=(), pay=pay, card=card_digits)
-    return _complete(s, _Plan(payment, rec.key, oid, payment_id=attempt["id"]))
+    return _complete(s, _Plan(payment, rec.key, oid, payment_id=attempt))
 
 
 def _charge(s: Session, plan: _Plan) -> payments.ChargeResult:
@@ -651,9 +660,8 @@ def _charge(s: Session, plan: _Plan) -> payments.ChargeResult:
     ref = attempt["provider_ref"]
     if plan.req.card is None:  # resumed without a card (cannot happen through the CLI): ask
         return s.provider.lookup(ref) or payments.ChargeResult("unknown")
-    row = order_row(s.conn, attempt["order_id"])
     return s.provider.charge(
-        ref, row["id"], attempt["amount_minor"], row["currency"], plan.req.card
+        ref, attempt["order_id"], attempt["amount_minor"], attempt["currency"], plan.req.card
     )
 
 
@@ -687,15 +695,14 @@ def _after_charge_failure(plan: _Plan, exc: TicketHubError | sqlite3.Error) -> T
 
 def _settle_in_tx(s: Session, plan: _Plan, result: payments.ChargeResult) -> None:
     """Phase (c) inside the caller's transaction."""
-    assert plan.payment_id is not None
+    assert plan.payment_id is not None and plan.order_id is not None
     attempt = payments.get(s.conn, plan.payment_id)
-    if attempt["status"] in payments.OPEN:
-        apply_outcome(s, attempt, result.status, mode="settle", reason=_reason(result))
-    assert plan.order_id is not None
-    if order_row(s.conn, plan.order_id)["status"] == "PENDING":
-        idempotency.release(s.conn, plan.key)  # outcome unknown: a retry may resume at once
-    else:
+    if attempt["status"] not in payments.OPEN:  # settled meanwhile: its end is the order's
         finish_key(s.conn, plan.order_id)
+        return
+    apply_outcome(s, attempt, result.status, mode="settle", reason=_reason(result))
+    if result.status == "unknown":
+        idempotency.release(s.conn, plan.key)  # outcome unknown: a retry may resume at once
 
 
 def _reason(result: payments.ChargeResult) -> str:
@@ -709,9 +716,11 @@ def _finish(s: Session, plan: _Plan, result: payments.ChargeResult) -> OrderResu
     """After phase (c) committed: give back any money not owed, then answer."""
     assert plan.order_id is not None
     order_id, key = plan.order_id, plan.key
-    run_refunds(s, order_id)
     order = get_order(s, order_id)
-    attempt = payments.get(s.conn, plan.payment_id or 0) if plan.payment_id else None
+    if any(p["refund"] == "requested" for p in order["payments"]):
+        run_refunds(s, order_id)
+        order = get_order(s, order_id)
+    attempt = next((p for p in order["payments"] if p["id"] == plan.payment_id), None)
     if order["status"] == "PENDING" and attempt is not None and attempt["status"] == "unknown":
         raise TicketHubError(
             ErrorCode.PAYMENT_UNKNOWN,

@@ -180,25 +180,36 @@ def ref_for(payment_id: int) -> str:
 
 def open_attempt(
     conn: sqlite3.Connection, order_id: int, method: str, amount: int, card: str | None
-) -> sqlite3.Row:
+) -> int:
     """A new attempt (pending), inside the caller's transaction. The schema allows one open
     attempt per order, so two payers racing for one order cannot both get here."""
     now = clock.now_text()
-    payment_id = conn.execute(
-        "INSERT INTO payments (order_id, method, amount_minor, status, card_last4, created_at,"
-        " updated_at) VALUES (?, ?, ?, 'pending', ?, ?, ?)",
-        (order_id, method, amount, card[-4:] if card else None, now, now),
-    ).lastrowid
-    assert payment_id is not None
-    if method == "card":
-        conn.execute(
-            "UPDATE payments SET provider_ref = ? WHERE id = ?", (ref_for(payment_id), payment_id)
-        )
-    return get(conn, payment_id)
+    # the id is chosen here (the caller holds the write lock) so that the provider key is
+    # written with the row, not by a second statement
+    payment_id = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM payments").fetchone()[0]
+    conn.execute(
+        "INSERT INTO payments (id, order_id, method, amount_minor, status, provider_ref,"
+        " card_last4, created_at, updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+        (
+            payment_id,
+            order_id,
+            method,
+            amount,
+            ref_for(payment_id) if method == "card" else None,
+            card[-4:] if card else None,
+            now,
+            now,
+        ),
+    )
+    return payment_id
 
 
 def get(conn: sqlite3.Connection, payment_id: int) -> sqlite3.Row:
-    row = conn.execute("SELECT * FROM payments WHERE id = ?", (payment_id,)).fetchone()
+    """A payment, with its order's currency (the provider is asked in it)."""
+    row = conn.execute(
+        "SELECT p.*, o.currency FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.id = ?",
+        (payment_id,),
+    ).fetchone()
     assert row is not None, payment_id
     return row
 
