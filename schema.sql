@@ -112,7 +112,6 @@ CREATE TABLE payments (
     CHECK ((status = 'refunded') = (refund_state IS 'done'))
 ) STRICT;
 CREATE INDEX payments_order ON payments (order_id);
-CREATE INDEX payments_ref ON payments (provider_ref);
 CREATE INDEX payments_refund ON payments (refund_state) WHERE refund_state = 'requested';
 -- at most one payment of an order is still open (being taken, or its outcome unknown)
 CREATE UNIQUE INDEX payments_one_open ON payments (order_id)
@@ -132,7 +131,6 @@ CREATE TABLE mockpay_charges (
     created_at     TEXT NOT NULL,
     updated_at     TEXT NOT NULL
 ) STRICT, WITHOUT ROWID;
-CREATE INDEX mockpay_order ON mockpay_charges (order_id);
 
 -- Every provider callback we accepted (by id, so a repeat is a no-op) or refused.
 CREATE TABLE callbacks (

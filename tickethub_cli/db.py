@@ -174,6 +174,16 @@ def _require_regular_file(path: str) -> None:
         )
 
 
+def connect_external(path: str) -> sqlite3.Connection:
+    """A connection of its own for records that stand in for an external system (the mock
+    provider's ledger): it commits without its own fsync (synchronous=NORMAL). Such records
+    survive a crash of this process, and our next durable commit's fsync puts them on disk
+    too; a real provider keeps its own books the same way, apart from ours."""
+    conn = connect(path)
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
 def _identity(conn: sqlite3.Connection) -> tuple[int, int]:
     app_id = conn.execute("PRAGMA application_id").fetchone()[0]
     version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -292,29 +302,19 @@ def _commit(conn: sqlite3.Connection, budget: float) -> None:
 
 
 @contextmanager
-def transaction(conn: sqlite3.Connection, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
-    """One unit of work: BEGIN IMMEDIATE … COMMIT, rolled back on any exception.
-
-    `durable=False` commits without its own fsync (synchronous=NORMAL): only for records that
-    stand in for an external system (the mock provider's ledger). They survive a crash of this
-    process, and the next durable commit's fsync puts them on disk too."""
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One unit of work: BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
     if conn.in_transaction:
         raise RuntimeError("transaction() does not nest")
     budget = busy_budget()
-    if not durable:  # the safety level cannot change inside a transaction
-        conn.execute("PRAGMA synchronous = NORMAL")
+    _begin_immediate(conn, budget)
     try:
-        _begin_immediate(conn, budget)
-        try:
-            yield conn
-            _commit(conn, budget)
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-    finally:
-        if not durable:
-            conn.execute("PRAGMA synchronous = FULL")
+        yield conn
+        _commit(conn, budget)
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 @contextmanager

@@ -259,9 +259,7 @@ def finish_key(conn: sqlite3.Connection, order_id: int) -> None:
 Mode = Literal["settle", "pay", "cancel"]
 
 
-def apply_outcome(
-    s: Session, payment: sqlite3.Row, outcome: str, *, mode: Mode, reason: str
-) -> None:
+def apply_outcome(s: Session, payment: Any, outcome: str, *, mode: Mode, reason: str) -> bool:
     """Inside the caller's transaction: an open attempt's outcome is known.
 
     captured: pays its PENDING order (mode settle or pay); otherwise the money is not owed
@@ -269,23 +267,23 @@ def apply_outcome(
     asked for, once. unknown: the attempt stays open, the order keeps its seats.
     declined / voided: the attempt is final; in mode settle the order FAILS and its hold is
     released; in the other modes the caller goes on (pays another way, or cancels).
-    Refunds asked for here are run by the caller after the commit (`run_refunds`)."""
+    Refunds asked for here are run by the caller after the commit (`run_refunds`).
+    `payment` needs id, order_id and method. False when someone settled it first: what
+    stands is theirs, and nothing was changed here."""
     c = s.conn
-    status = "captured" if outcome == "captured" else outcome
-    if status not in ("captured", "unknown", "declined", "voided"):
-        status = "voided"  # refunded / anything else: nothing of this attempt is kept
+    status = outcome if outcome in ("captured", "unknown", "declined") else "voided"
     if not payments.settle(c, payment, status):
-        return  # someone settled it first; what stands is theirs
+        return False
     oid = payment["order_id"]
     row = order_row(c, oid)
     if status == "unknown":
         audit.record(c, s.operator, "order", oid, "payment_unknown", reason=reason)
-        return
+        return True
     if status == "captured":
         if row["status"] == "PENDING" and mode != "cancel":
             mark_paid(c, s.operator, row, method=payment["method"], reason=reason)
-            finish_key(c, oid)
-            return
+            idempotency.finish(c, row["idempotency_key"])  # PAID: the key replays the order
+            return True
         why = (
             "order is being cancelled"
             if mode == "cancel"
@@ -293,7 +291,7 @@ def apply_outcome(
         )
         payments.request_refund(c, s.operator, payments.get(c, payment["id"]), why)
         finish_key(c, oid)
-        return
+        return True
     audit.record(
         c,
         s.operator,
@@ -305,6 +303,7 @@ def apply_outcome(
     )
     if mode == "settle" and row["status"] == "PENDING":
         release_pending(c, s.operator, row, "FAILED", reason)
+    return True
 
 
 def run_refunds(s: Session, order_id: int | None = None) -> list[int]:
@@ -329,7 +328,7 @@ def default_hold_minutes(s: Session) -> float:
 
 def _reserve(
     s: Session, req: OrderRequest, key: str, fp: str, *, op: str
-) -> tuple[int, int | None]:
+) -> tuple[int, _Attempt | None]:
     """Phase (a), inside the caller's transaction: validate against the inventory and hold.
     Returns the order and, for a purchase, its payment attempt."""
     conn = s.conn
@@ -396,7 +395,8 @@ def _reserve(
     if op != "purchase":
         return order_id, None
     assert req.pay is not None
-    return order_id, payments.open_attempt(conn, order_id, req.pay, total, req.card)
+    payment_id, ref = payments.open_attempt(conn, order_id, req.pay, total, req.card, first=True)
+    return order_id, _Attempt(payment_id, order_id, req.pay, total, currency, ref)
 
 
 def _replay(s: Session, rec: idempotency.KeyRecord) -> OrderResult:
@@ -439,6 +439,18 @@ def _claim_existing(s: Session, rec: idempotency.KeyRecord, fp: str) -> Literal[
     return "resume"
 
 
+@dataclass(frozen=True)
+class _Attempt:
+    """A payment attempt just opened in phase (a): what phase (b) needs to charge it."""
+
+    id: int
+    order_id: int
+    method: str
+    amount_minor: int
+    currency: str
+    provider_ref: str | None
+
+
 @dataclass
 class _Plan:
     """What phase (a) decided for one purchase request."""
@@ -449,6 +461,7 @@ class _Plan:
     replayed: bool = False
     replay: idempotency.KeyRecord | None = None
     payment_id: int | None = None
+    fresh: _Attempt | None = None  # set when phase (a) opened the attempt itself
 
 
 def _attempt_for(s: Session, order_id: int, req: OrderRequest) -> int:
@@ -459,7 +472,7 @@ def _attempt_for(s: Session, order_id: int, req: OrderRequest) -> int:
         return open_["id"]
     row = order_row(s.conn, order_id)
     assert req.pay is not None
-    return payments.open_attempt(s.conn, order_id, req.pay, row["total_minor"], req.card)
+    return payments.open_attempt(s.conn, order_id, req.pay, row["total_minor"], req.card)[0]
 
 
 def _begin_purchase(s: Session, req: OrderRequest) -> _Plan:
@@ -471,8 +484,9 @@ def _begin_purchase(s: Session, req: OrderRequest) -> _Plan:
     fp = req.fingerprint("purchase")
     rec = idempotency.get(s.conn, key)
     if rec is None:
-        oid, payment_id = _reserve(s, req, key, fp, op="purchase")
-        return _Plan(req, key, oid, payment_id=payment_id)
+        oid, fresh = _reserve(s, req, key, fp, op="purchase")
+        assert fresh is not None
+        return _Plan(req, key, oid, payment_id=fresh.id, fresh=fresh)
     if _claim_existing(s, rec, fp) == "replay":
         return _Plan(req, key, rec.order_id, True, idempotency.get(s.conn, key))
     assert rec.order_id is not None
@@ -531,12 +545,13 @@ def _purchase_group(
     charges = {i: _charge(s, p) for i, p in live.items()}
     if live:
         faults.point("after_charge")
+    settled: dict[int, dict[str, Any]] = {}
     try:
         if live:
             with transaction(s.conn):
                 faults.busy_point("busy_after_charge")
                 for i, p in live.items():
-                    _settle_in_tx(s, p, charges[i])
+                    settled[i] = _settle_in_tx(s, p, charges[i])
     except (TicketHubError, sqlite3.Error) as exc:
         for i, p in live.items():
             outcomes[i] = _after_charge_failure(p, exc)
@@ -546,7 +561,9 @@ def _purchase_group(
             continue
         try:
             outcomes[i] = (
-                _replay(s, p.replay) if p.replay is not None else _finish(s, p, charges[i])
+                _replay(s, p.replay)
+                if p.replay is not None
+                else _finish(s, p, charges[i], settled[i])
             )
         except TicketHubError as err:
             outcomes[i] = err
@@ -644,7 +661,7 @@ def pay_order(s: Session, order_id: object, *, pay: str | None, card: str | None
             "UPDATE orders SET pay_method = ?, updated_at = ? WHERE id = ?",
             (pay, clock.now_text(), oid),
         )
-        attempt = payments.open_attempt(c, oid, pay, row["total_minor"], card_digits)
+        attempt, _ = payments.open_attempt(c, oid, pay, row["total_minor"], card_digits)
     payment = OrderRequest.model_construct(items=(), pay=pay, card=card_digits)
     return _complete(s, _Plan(payment, rec.key, oid, payment_id=attempt))
 
@@ -652,9 +669,12 @@ def pay_order(s: Session, order_id: object, *, pay: str | None, card: str | None
 def _charge(s: Session, plan: _Plan) -> payments.ChargeResult:
     """Phase (b): take the money, outside any transaction, by the attempt's own key."""
     assert plan.payment_id is not None
-    attempt = payments.get(s.conn, plan.payment_id)
-    if attempt["status"] not in payments.OPEN:  # settled meanwhile (reconcile, callback)
-        return payments.ChargeResult(attempt["status"], attempt["provider_ref"])
+    if plan.fresh is not None:  # just opened: if a callback voided it since, the provider says so
+        attempt: Any = vars(plan.fresh)
+    else:
+        attempt = payments.get(s.conn, plan.payment_id)
+        if attempt["status"] not in payments.OPEN:  # settled meanwhile (reconcile, callback)
+            return payments.ChargeResult(attempt["status"], attempt["provider_ref"])
     if attempt["method"] == "cash":
         return payments.ChargeResult("captured", None, "cash taken by the operator")
     ref = attempt["provider_ref"]
@@ -672,10 +692,10 @@ def _complete(s: Session, plan: _Plan) -> OrderResult:
     try:
         with transaction(s.conn):
             faults.busy_point("busy_after_charge")
-            _settle_in_tx(s, plan, result)
+            order = _settle_in_tx(s, plan, result)
     except (TicketHubError, sqlite3.Error) as exc:
         raise _after_charge_failure(plan, exc) from None
-    return _finish(s, plan, result)
+    return _finish(s, plan, result, order)
 
 
 def _after_charge_failure(plan: _Plan, exc: TicketHubError | sqlite3.Error) -> TicketHubError:
@@ -693,16 +713,16 @@ def _after_charge_failure(plan: _Plan, exc: TicketHubError | sqlite3.Error) -> T
     )
 
 
-def _settle_in_tx(s: Session, plan: _Plan, result: payments.ChargeResult) -> None:
-    """Phase (c) inside the caller's transaction."""
+def _settle_in_tx(s: Session, plan: _Plan, result: payments.ChargeResult) -> dict[str, Any]:
+    """Phase (c) inside the caller's transaction; returns the order as it now stands (read
+    in the same transaction, so the answer costs no second one)."""
     assert plan.payment_id is not None and plan.order_id is not None
-    attempt = payments.get(s.conn, plan.payment_id)
-    if attempt["status"] not in payments.OPEN:  # settled meanwhile: its end is the order's
-        finish_key(s.conn, plan.order_id)
-        return
-    apply_outcome(s, attempt, result.status, mode="settle", reason=_reason(result))
-    if result.status == "unknown":
-        idempotency.release(s.conn, plan.key)  # outcome unknown: a retry may resume at once
+    attempt = vars(plan.fresh) if plan.fresh else payments.get(s.conn, plan.payment_id)
+    if not apply_outcome(s, attempt, result.status, mode="settle", reason=_reason(result)):
+        finish_key(s.conn, plan.order_id)  # settled meanwhile: its end is the order's
+    elif result.status == "unknown":
+        idempotency.release(s.conn, plan.key)  # a retry may resume at once
+    return order_dict(s.conn, order_row(s.conn, plan.order_id))
 
 
 def _reason(result: payments.ChargeResult) -> str:
@@ -712,11 +732,12 @@ def _reason(result: payments.ChargeResult) -> str:
     }.get(result.status, result.message or result.status)
 
 
-def _finish(s: Session, plan: _Plan, result: payments.ChargeResult) -> OrderResult:
+def _finish(
+    s: Session, plan: _Plan, result: payments.ChargeResult, order: dict[str, Any]
+) -> OrderResult:
     """After phase (c) committed: give back any money not owed, then answer."""
     assert plan.order_id is not None
     order_id, key = plan.order_id, plan.key
-    order = get_order(s, order_id)
     if any(p["refund"] == "requested" for p in order["payments"]):
         run_refunds(s, order_id)
         order = get_order(s, order_id)

@@ -16,8 +16,8 @@ The money rules kept here:
 The mock provider behaves like an external, unreliable service with its own durable ledger,
 keyed by the charge: asking twice for the same charge returns the first answer, and our
 rollbacks or crashes never undo a charge it took. It is only ever called between our
-transactions, never inside one. Its commits skip their own fsync (see
-`db.transaction(durable=False)`): the ledger stands in for a remote service, survives any crash
+transactions, never inside one, and it has its own connection whose commits skip their own
+fsync (`db.connect_external`): the ledger stands in for a remote service, survives any crash
 of ours, and reaches the disk with our next commit.
 """
 
@@ -64,6 +64,8 @@ class PaymentProvider(Protocol):
 
     def charges(self, order_id: int | None = None) -> list[dict[str, Any]]: ...
 
+    def close(self) -> None: ...
+
 
 _MESSAGES = {
     "declined": "card declined",
@@ -77,7 +79,10 @@ class MockProvider:
     (unknown outcome; a later look-up finds it captured). Any other valid number succeeds."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
+        self.conn = conn  # its own connection: the provider keeps its books apart from ours
+
+    def close(self) -> None:
+        self.conn.close()
 
     def _status(self, ref: str) -> str | None:
         row = self.conn.execute(
@@ -110,7 +115,7 @@ class MockProvider:
     def charge(
         self, ref: str, order_id: int, amount_minor: int, currency: str, card: str
     ) -> ChargeResult:
-        with transaction(self.conn, durable=False):
+        with transaction(self.conn):
             existing = self._status(ref)
             if existing is not None:
                 return self._result(ref, existing)
@@ -127,7 +132,7 @@ class MockProvider:
     def void(self, ref: str, order_id: int) -> ChargeResult:
         """From now on no charge can be taken with this key; returns what stands (a charge
         that already landed stays captured)."""
-        with transaction(self.conn, durable=False):
+        with transaction(self.conn):
             existing = self._status(ref)
             if existing is not None:
                 return self._result(ref, existing)
@@ -136,7 +141,7 @@ class MockProvider:
 
     def refund(self, ref: str, order_id: int, amount_minor: int) -> ChargeResult:
         """Refund a captured charge; a second refund of the same charge returns the first."""
-        with transaction(self.conn, durable=False) as c:
+        with transaction(self.conn) as c:
             existing = self._status(ref)
             if existing is None:  # a charge from before version 2, refunded by order
                 self._insert(ref, order_id, "refunded", amount_minor, refunded=amount_minor)
@@ -151,7 +156,7 @@ class MockProvider:
         return self._result(ref, "refunded")
 
     def notified(self, ref: str, order_id: int, amount_minor: int, currency: str) -> ChargeResult:
-        with transaction(self.conn, durable=False):
+        with transaction(self.conn):
             existing = self._status(ref)
             if existing is not None:
                 return self._result(ref, existing)
@@ -173,35 +178,38 @@ class MockProvider:
 # ------------------------------------------------------------------ our record of attempts
 
 
-def ref_for(payment_id: int) -> str:
-    """The charge's key at the provider: one per attempt, so answers never cross attempts."""
-    return f"pay_{payment_id}"
+def ref_for(order_id: int, number: int) -> str:
+    """The charge's key at the provider: the order and the attempt's number within it, so
+    answers never cross attempts and the key is known before the row is written."""
+    return f"ord{order_id}-{number}"
 
 
 def open_attempt(
-    conn: sqlite3.Connection, order_id: int, method: str, amount: int, card: str | None
-) -> int:
-    """A new attempt (pending), inside the caller's transaction. The schema allows one open
-    attempt per order, so two payers racing for one order cannot both get here."""
+    conn: sqlite3.Connection,
+    order_id: int,
+    method: str,
+    amount: int,
+    card: str | None,
+    *,
+    first: bool = False,
+) -> tuple[int, str | None]:
+    """A new attempt (pending), inside the caller's transaction; returns its id and provider
+    key. The schema allows one open attempt per order, so two payers racing for one order
+    cannot both get here. `first`: the order was made in this transaction (no attempt yet)."""
+    number = 1
+    if not first:
+        number += conn.execute(
+            "SELECT count(*) FROM payments WHERE order_id = ?", (order_id,)
+        ).fetchone()[0]
+    ref = ref_for(order_id, number) if method == "card" else None
     now = clock.now_text()
-    # the id is chosen here (the caller holds the write lock) so that the provider key is
-    # written with the row, not by a second statement
-    payment_id = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM payments").fetchone()[0]
-    conn.execute(
-        "INSERT INTO payments (id, order_id, method, amount_minor, status, provider_ref,"
-        " card_last4, created_at, updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
-        (
-            payment_id,
-            order_id,
-            method,
-            amount,
-            ref_for(payment_id) if method == "card" else None,
-            card[-4:] if card else None,
-            now,
-            now,
-        ),
-    )
-    return payment_id
+    payment_id = conn.execute(
+        "INSERT INTO payments (order_id, method, amount_minor, status, provider_ref, card_last4,"
+        " created_at, updated_at) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)",
+        (order_id, method, amount, ref, card[-4:] if card else None, now, now),
+    ).lastrowid
+    assert payment_id is not None
+    return payment_id, ref
 
 
 def get(conn: sqlite3.Connection, payment_id: int) -> sqlite3.Row:

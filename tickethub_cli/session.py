@@ -61,10 +61,12 @@ class Session:
         if self._provider is None:
             from .payments import MockProvider
 
-            self._provider = MockProvider(self.conn)
+            self._provider = MockProvider(db.connect_external(self.path))
         return self._provider
 
     def close(self) -> None:
+        if self._provider is not None:
+            self._provider.close()
         self.conn.close()
 
 

@@ -72,7 +72,6 @@ FROM orders o WHERE o.status = 'PENDING' AND o.payment_state IS NOT NULL;
 DROP TABLE payments;
 ALTER TABLE payments_v2 RENAME TO payments;
 CREATE INDEX payments_order ON payments (order_id);
-CREATE INDEX payments_ref ON payments (provider_ref);
 CREATE INDEX payments_refund ON payments (refund_state) WHERE refund_state = 'requested';
 CREATE UNIQUE INDEX payments_one_open ON payments (order_id)
     WHERE status IN ('pending', 'unknown');
@@ -98,7 +97,6 @@ SELECT 'mock_' || m.order_id, m.order_id, m.status, m.amount_minor,
 FROM mockpay_charges m;
 DROP TABLE mockpay_charges;
 ALTER TABLE mockpay_v2 RENAME TO mockpay_charges;
-CREATE INDEX mockpay_order ON mockpay_charges (order_id);
 
 ALTER TABLE orders DROP COLUMN payment_state;
 ALTER TABLE callbacks DROP COLUMN refund_pending;
