@@ -84,6 +84,9 @@ def main() -> int:
         "Each figure stands next to its reference, measured in the same run on the same "
         "machine; ratios, not absolute numbers, are what carry across machines.\n"
     )
+    history = HERE / "HISTORY.md"  # before/after comparisons measured by hand, kept as-is
+    if history.exists():
+        sections.append(history.read_text())
     Path(args.out).write_text(header + "\n" + "\n".join(sections))
     print(f"bench: wrote {args.out}")
     return 1 if failed else 0

@@ -440,3 +440,105 @@ def test_undoing_the_admission_of_a_force_cancelled_ticket_frees_its_seat(tmp_pa
     assert type_counts(db, ids["ga"]) == (0, 0)  # nobody inside: the seat is for sale again
     assert proc(db, "purchase", "-i", f"{ids['ga']}:1", "--pay", "cash").code == 0
     healthy(db)
+
+
+# ------------------------------------------ found by review: races and retries of the above
+
+
+def _signed(body: dict) -> tuple[bytes, str]:
+    payload = json.dumps(body).encode()
+    return payload, callbacks.sign(payload, SECRET)
+
+
+def test_twin_success_callbacks_leave_no_capture_unrecorded(shop, monkeypatch):
+    """Two success callbacks for one order, the second landing while the first is between
+    asking the provider and applying: the first used to find the order paid ("known") and
+    leave the provider's charge for it recorded nowhere, never refunded."""
+    import tickethub_cli as th
+    from tickethub_cli import orders
+
+    db, ids = shop
+    monkeypatch.setenv("TICKETHUB_WEBHOOK_SECRET", SECRET)
+    first, twin = th.open_session(db), th.open_session(db)
+    oid = orders.create_order(
+        first, orders.OrderRequest.parse(items=[f"{ids['ga']}:2"], require_pay=False)
+    ).order["id"]
+    body = {"order_id": oid, "status": "succeeded", "amount_minor": 4000}
+    real = first.provider.notified
+
+    def notified_then_twin(*args):
+        said = real(*args)
+        callbacks.handle(twin, *_signed({**body, "id": "B"}))  # the twin lands first
+        return said
+
+    monkeypatch.setattr(first.provider, "notified", notified_then_twin)
+    order = callbacks.handle(first, *_signed({**body, "id": "A"}))
+    first.close()
+    twin.close()
+    assert order["status"] == "PAID"
+    assert sorted(p["status"] for p in order["payments"]) == ["captured", "refunded"]
+    kept = [c for c in ledger(db, oid) if c["status"] == "captured"]
+    assert len(kept) == 1
+    healthy(db)
+
+
+def test_paying_an_expired_hold_is_refused_after_settling_the_old_attempt(shop):
+    db, ids = shop
+    args = ["purchase", "-i", f"{ids['ga']}:2", "--pay", "card", "--card", OK_CARD, "-k", "x"]
+    assert proc(db, *args, env={"TICKETHUB_FAULT": "after_reserve"}).code == 137
+    late = {"TICKETHUB_CLOCK_OFFSET": "3600"}
+    pay = proc(db, "order", "pay", "1", "--pay", "card", "--card", OK_CARD, env=late)
+    assert pay.code == 4 and "expired" in pay.error["message"]
+    assert captured_at_provider(db) == 0  # the old attempt was voided, no new charge
+    proc(db, "reconcile", env=late)
+    assert count(db, "SELECT status FROM orders") == "CANCELLED"
+    healthy(db)
+
+
+def test_a_payer_that_lost_the_race_is_told_so_not_db_error(shop, monkeypatch):
+    """Two payers for one order: the second reads "nothing open", then the first opens an
+    attempt (outcome unknown) before the second's transaction: IN_PROGRESS, not a raw
+    UNIQUE constraint error."""
+    import tickethub_cli as th
+    from tickethub_cli import orders
+    from tickethub_cli.errors import ErrorCode, TicketHubError
+
+    db, ids = shop
+    late, rival = th.open_session(db), th.open_session(db)
+    oid = orders.create_order(
+        late, orders.OrderRequest.parse(items=[f"{ids['ga']}:1"], require_pay=False)
+    ).order["id"]
+    real = orders.resolve_open_payment
+
+    def resolve_then_rival(s, order_id, **kw):
+        outcome = real(s, order_id, **kw)
+        monkeypatch.setattr(orders, "resolve_open_payment", real)
+        with pytest.raises(TicketHubError) as unknown:
+            orders.pay_order(rival, order_id, pay="card", card=TIMEOUT_CARD)
+        assert unknown.value.code == ErrorCode.PAYMENT_UNKNOWN
+        return outcome
+
+    monkeypatch.setattr(orders, "resolve_open_payment", resolve_then_rival)
+    with pytest.raises(TicketHubError) as lost:
+        orders.pay_order(late, oid, pay="cash", card=None)
+    assert lost.value.code == ErrorCode.IN_PROGRESS
+    assert "take no other payment" in lost.value.message
+    late.close()
+    rival.close()
+    assert count(db, "SELECT count(*) FROM payments WHERE method = 'cash'") == 0
+
+
+def test_a_cancel_retried_after_a_crash_finishes_its_refund(shop):
+    db, ids = shop
+    sale = proc(db, "purchase", "-i", f"{ids['ga']}:1", "--pay", "card", "--card", OK_CARD)
+    oid = str(sale.json["order"]["id"])
+    killed = proc(db, "order", "cancel", oid, env={"TICKETHUB_FAULT": "after_refund"})
+    assert killed.code == 137
+    again = proc(db, "order", "cancel", oid)
+    assert again.code == 0, again.stderr
+    assert [(p["status"], p["refund"]) for p in again.json["order"]["payments"]] == [
+        ("refunded", "done")
+    ]
+    assert [(c["status"], c["refunded_minor"]) for c in ledger(db)] == [("refunded", 2000)]
+    assert proc(db, "order", "cancel", oid).code == 4  # nothing left to finish: illegal again
+    healthy(db)

@@ -119,11 +119,13 @@ def _ask_provider(s: Session, row: Any, body: dict[str, Any]) -> tuple[str, str]
             return ref, s.provider.void(ref, row["id"]).status  # nothing can land after this
         said = s.provider.notified(ref, row["id"], row["total_minor"], row["currency"])
         return ref, said.status
-    if body["status"] == "succeeded" and not _known(s, row["id"], body["amount_minor"]):
-        ref = f"cb_{body['id']}"
+    if body["status"] != "succeeded":
+        return None
+    ref = f"cb_{body['id']}"
+    said = s.provider.lookup(ref)  # a redelivery after a crash: the charge is there already
+    if said is None and not _known(s, row["id"], body["amount_minor"]):
         said = s.provider.notified(ref, row["id"], body["amount_minor"], row["currency"])
-        return ref, said.status
-    return None
+    return None if said is None else (ref, said.status)
 
 
 def _known(s: Session, order_id: int, amount: int) -> bool:
@@ -151,10 +153,12 @@ def _apply(s: Session, oid: int, body: dict[str, Any], asked: tuple[str, str] | 
             return "ignored"  # a failure after the end, or about no card attempt of ours
         orders.release_pending(c, s.operator, row, "FAILED", "provider callback: failed")
         return "applied"
-    if _known(s, oid, body["amount_minor"]):
-        return "known"  # a (late, repeated) success for a capture we have on record
-    if asked is None or asked != (f"cb_{body['id']}", "captured"):
-        return "ignored"  # about an attempt settled meanwhile; the provider said otherwise
+    if asked != (f"cb_{body['id']}", "captured"):
+        # a (late, repeated) success for a capture we have on record, or about an attempt
+        # settled meanwhile: the provider holds no charge of its own for it
+        return "known" if _known(s, oid, body["amount_minor"]) else "ignored"
+    # The provider holds this charge: it is recorded whatever else happened meanwhile (a
+    # twin callback or a payment may have paid the order), and refunded if it is surplus.
     payment = payments.record_notified(c, oid, body["amount_minor"], asked[0])
     if row["status"] == "PENDING" and orders.hold_expired(c, row):
         orders.release_pending(c, s.operator, row, "CANCELLED", "hold_expired")

@@ -271,7 +271,10 @@ def apply_outcome(s: Session, payment: Any, outcome: str, *, mode: Mode, reason:
     `payment` needs id, order_id and method. False when someone settled it first: what
     stands is theirs, and nothing was changed here."""
     c = s.conn
-    status = outcome if outcome in ("captured", "unknown", "declined") else "voided"
+    taken_back = outcome == "refunded"  # taken, and already given back at the provider
+    status = "captured" if taken_back else outcome
+    if status not in ("captured", "unknown", "declined"):
+        status = "voided"
     if not payments.settle(c, payment, status):
         return False
     oid = payment["order_id"]
@@ -280,16 +283,20 @@ def apply_outcome(s: Session, payment: Any, outcome: str, *, mode: Mode, reason:
         audit.record(c, s.operator, "order", oid, "payment_unknown", reason=reason)
         return True
     if status == "captured":
-        if row["status"] == "PENDING" and mode != "cancel":
+        if row["status"] == "PENDING" and mode != "cancel" and not taken_back:
             mark_paid(c, s.operator, row, method=payment["method"], reason=reason)
             idempotency.finish(c, row["idempotency_key"])  # PAID: the key replays the order
             return True
         why = (
-            "order is being cancelled"
+            "the provider had refunded it already"
+            if taken_back
+            else "order is being cancelled"
             if mode == "cancel"
             else f"order was already {row['status']} when this payment was captured"
         )
         payments.request_refund(c, s.operator, payments.get(c, payment["id"]), why)
+        if taken_back and mode == "settle" and row["status"] == "PENDING":
+            release_pending(c, s.operator, row, "FAILED", why)
         finish_key(c, oid)
         return True
     audit.record(
@@ -648,8 +655,16 @@ def pay_order(s: Session, order_id: object, *, pay: str | None, card: str | None
             raise invalid_state(
                 f"order {oid} is {row['status']}; only a PENDING order can be paid", order_id=oid
             )
-        if earlier is None and hold_expired(c, row):
+        if hold_expired(c, row):  # whatever was open before is settled by now
             raise invalid_state(f"the hold of order {oid} has expired", order_id=oid)
+        if payments.open_for(c, oid) is not None:  # another payer got here first
+            raise TicketHubError(
+                ErrorCode.IN_PROGRESS,
+                f"another payment for order {oid} was started meanwhile; take no other payment",
+                order_id=oid,
+                hint=f"look at it with `tickethub order show {oid}`, or settle it with"
+                f" `tickethub reconcile --order {oid}`",
+            )
         rec = idempotency.for_order(c, oid)
         assert rec is not None
         if idempotency.holder_alive(rec, clock.now_us()):
@@ -774,6 +789,9 @@ def cancel_order(
     oid = v.parse_id(order_id, "order")
     why = v.optional_text(reason, "reason") or "cancelled by operator"
     row = order_row(s.conn, oid)
+    if row["status"] == "CANCELLED" and payments.requested_refunds(s.conn, oid):
+        run_refunds(s, oid)  # a retry after a crash: finish giving the money back
+        return get_order(s, oid)
     _refuse_cancel(s.conn, row, force)
     resolve_open_payment(s, oid, mode="cancel", reason=f"asked before cancelling: {why}")
     with transaction(s.conn) as c:

@@ -28,8 +28,8 @@ def _stale_orders(s: Session, stale_after_s: float) -> list[int]:
     """Orders with an open attempt whose worker has been silent that long and is gone."""
     now = clock.now_us()
     rows = s.conn.execute(
-        "SELECT p.order_id, p.status, k.key FROM payments p"
-        " LEFT JOIN idempotency_keys k ON k.order_id = p.order_id"
+        "SELECT p.order_id, p.status, o.idempotency_key AS key FROM payments p"
+        " JOIN orders o ON o.id = p.order_id"
         " WHERE p.status IN ('pending', 'unknown') ORDER BY p.order_id"
     ).fetchall()
     result = []
