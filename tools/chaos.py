@@ -79,6 +79,7 @@ class Chaos:
         self.report = Report()
         self.keys: dict[str, list[str]] = {}
         self.callback_ids: list[tuple[str, bytes]] = []
+        self.last_callback_order: tuple[int, int] | None = None
         self.batch_rows: dict[str, str] = {}
         self.tmp = tempfile.mkdtemp(prefix="th-chaos-")
         # keys repeat often (retries, replays), yet a long run keeps making new orders
@@ -226,6 +227,9 @@ class Chaos:
                 ).fetchone()
             if row is None:
                 return "reconcile", ["reconcile"], dict(self.env)
+            if self.last_callback_order is not None and rng.random() < 0.4:
+                row = self.last_callback_order  # a twin: another id, same order, same moment
+            self.last_callback_order = row
             body = {
                 "id": f"cb-{rng.randint(0, 10**9)}",
                 "order_id": row[0],
