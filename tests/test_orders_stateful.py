@@ -59,6 +59,16 @@ class BoxOffice(RuleBasedStateMachine):
     def _status(self, oid: int) -> str:
         return orders.get_order(self.s, oid)["status"]
 
+    def _request(
+        self, type_name: str, qty: int, pay: str, key: str | None = None
+    ) -> orders.OrderRequest:
+        return orders.OrderRequest.parse(
+            items=[f"{self.ids[type_name]}:{qty}"],
+            pay="cash" if pay == "cash" else "card",
+            card=CARDS.get(pay),
+            idempotency_key=key,
+        )
+
     def _note(self, oid: int) -> None:
         self.known_status[oid] = self._status(oid)
 
@@ -73,12 +83,7 @@ class BoxOffice(RuleBasedStateMachine):
     )
     def purchase(self, type_name, qty, pay, key):
         request = (type_name, qty, pay)
-        req = orders.OrderRequest.parse(
-            items=[f"{self.ids[type_name]}:{qty}"],
-            pay="cash" if pay == "cash" else "card",
-            card=CARDS.get(pay),
-            idempotency_key=key,
-        )
+        req = self._request(type_name, qty, pay, key)
         try:
             result = orders.purchase(self.s, req)
         except TicketHubError as err:
@@ -175,11 +180,7 @@ class BoxOffice(RuleBasedStateMachine):
     )
     def purchase_meets_busy_database(self, type_name, pay):
         """busy_after_charge: the error names order and key; nothing is lost or doubled."""
-        req = orders.OrderRequest.parse(
-            items=[f"{self.ids[type_name]}:1"],
-            pay="cash" if pay == "cash" else "card",
-            card=CARDS.get(pay),
-        )
+        req = self._request(type_name, 1, pay)
         faults.arm("busy_after_charge")
         try:
             orders.purchase(self.s, req)
@@ -198,13 +199,7 @@ class BoxOffice(RuleBasedStateMachine):
         if not self.busy_keys:
             return
         key = data.draw(st.sampled_from(self.busy_keys))
-        type_name, qty, pay = self.requests[key]
-        req = orders.OrderRequest.parse(
-            items=[f"{self.ids[type_name]}:{qty}"],
-            pay="cash" if pay == "cash" else "card",
-            card=CARDS.get(pay),
-            idempotency_key=key,
-        )
+        req = self._request(*self.requests[key], key)
         try:
             result = orders.purchase(self.s, req)
         except TicketHubError as err:
