@@ -192,11 +192,18 @@ def test_a_directory_is_not_a_database(tmp_path):
     assert out.code == 7
 
 
-def test_audit_log_is_append_only(tmp_path):
+@pytest.mark.parametrize("table", ["audit_log", "scans"])
+def test_audit_log_and_scans_are_append_only(tmp_path, table):
     path = str(tmp_path / "audit.db")
-    seed(path)
+    ids = seed(path)
+    th.open_session(path).conn.close()
     conn = sqlite3.connect(path)
-    for sql in ("UPDATE audit_log SET operator = 'mallory'", "DELETE FROM audit_log"):
+    conn.execute(  # one scan of evidence, written as the gate writes it
+        "INSERT INTO scans (at, at_us, event_id, gate, operator, input, result)"
+        " VALUES ('2027-01-01T00:00:00Z', 0, ?, 'g', 'op', 'X', 'UNKNOWN')",
+        (ids["event"],),
+    )
+    for sql in (f"UPDATE {table} SET operator = 'mallory'", f"DELETE FROM {table}"):
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
             conn.execute(sql)
     conn.close()
