@@ -64,6 +64,15 @@ run tickethub payment callback --payload "$OUT/callback.json" --signature deadbe
 bold "4. A cancellation with refund: tickets void, seats back on sale"
 run tickethub --operator manager order cancel 1 --reason "customer cannot come"
 run tickethub order list
+bold "   The card terminal times out: outcome unknown, seats held, no second payment taken"
+run tickethub purchase -i 1:2 --pay card --card 4000000000000119 -k desk-7
+bold "   The cashier offers cash: the provider is asked first, the card had gone through"
+UNKNOWN_ORDER=$(tickethub --json order list --status PENDING \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["orders"][0]["id"])')
+run tickethub order pay "$UNKNOWN_ORDER" --pay cash
+run tickethub order show "$UNKNOWN_ORDER"
+bold "   The provider's own records (one charge, or a charge and its refund, per attempt):"
+run tickethub payment ledger
 
 bold "5. A batch from a script (CSV), re-run safely"
 cat > "$OUT/sales.csv" <<CSV
