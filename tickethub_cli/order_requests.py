@@ -48,6 +48,7 @@ class OrderRequest(BaseModel):
         require_pay: bool = True,
     ) -> OrderRequest:
         parsed = parse_items(items)
+        pay = normal_pay(pay)
         if pay is None or pay == "":
             if require_pay:
                 raise invalid("--pay is required: card (with --card NUMBER) or cash")
@@ -93,6 +94,11 @@ def card_mask(card: str | None) -> str | None:
     if card is None:
         return None
     return f"{card[:6]}…{card[-4:]}"
+
+
+def normal_pay(pay: str | None) -> str | None:
+    """`--pay CASH` is `--pay cash`, as `--status paid` is `--status PAID`."""
+    return pay.strip().lower() if isinstance(pay, str) else pay
 
 
 def parse_items(raw: list[str] | list[tuple[object, object]]) -> list[tuple[int, int]]:

@@ -22,7 +22,7 @@ from . import audit, clock, faults, idempotency, inventory, money, payments, tic
 from . import validation as v
 from .db import savepoint, snapshot, transaction, translate
 from .errors import ErrorCode, TicketHubError, invalid, invalid_state, not_found
-from .order_requests import OrderRequest, parse_hold_minutes
+from .order_requests import OrderRequest, normal_pay, parse_hold_minutes
 from .session import Session
 
 DEFAULT_HOLD_MINUTES = 15.0
@@ -633,6 +633,7 @@ def pay_order(s: Session, order_id: object, *, pay: str | None, card: str | None
     """Charge a PENDING order and issue its tickets. An attempt left open (outcome unknown,
     or its worker died) is settled with the provider first, so two payments are never kept."""
     oid = v.parse_id(order_id, "order")
+    pay = normal_pay(pay)
     if pay not in ("card", "cash"):
         raise invalid("--pay must be card (with --card NUMBER) or cash")
     if pay == "cash" and card:

@@ -22,6 +22,14 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"tickethub {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
@@ -50,6 +58,12 @@ def root(
     debug: Annotated[
         bool,
         typer.Option("--debug", envvar="TICKETHUB_DEBUG", help="Show tracebacks of bugs."),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
     ] = False,
 ) -> None:
     if db is not None and not db.strip():

@@ -42,7 +42,8 @@ REASONS = {
 def _line(result: ScanResult) -> str:
     """The plain answer line (a pipe, a log): escaped, since the first gate of an
     ALREADY_USED ticket is stored text."""
-    text = f"{result.result:<12} {result.code}"
+    word = "WOULD ADMIT" if result.dry_run and result.admitted else result.result
+    text = f"{word:<12} {result.code}"
     if result.error is not None:
         text += f"  {result.error['message']} [{result.error['code']}]"
     elif result.result == "ALREADY_USED":
@@ -56,7 +57,10 @@ def _panel(result: ScanResult, counters: Counters | None = None) -> None:
     from rich.text import Text
 
     ok = result.admitted
-    body = Text("ADMIT" if ok else "REJECT", style="bold white", justify="center")
+    word = "ADMIT" if ok else "REJECT"
+    if result.dry_run:  # a trial scan must never look like an admission
+        word = f"WOULD {word}"
+    body = Text(word, style="bold white", justify="center")
     label = result.error["code"] if result.error is not None else result.result
     body.append(f"\n{REASONS[result.result]} ({label})", style="bold")
     if result.result == "ALREADY_USED":  # the first gate is stored text: escaped, literal

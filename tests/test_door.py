@@ -1,0 +1,43 @@
+"""Door-ready (issue 11), the parts built so far: each a real-process test."""
+
+from __future__ import annotations
+
+import subprocess
+
+from support import proc, seed, tickethub_exe
+
+import tickethub_cli
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([tickethub_exe(), *args], capture_output=True, text=True)
+
+
+def test_version_is_printed_and_exits_0():
+    done = run("--version")
+    assert done.returncode == 0 and done.stdout == f"tickethub {tickethub_cli.__version__}\n"
+
+
+def test_a_dry_run_says_would_admit_and_admits_nothing(tmp_path):
+    db = str(tmp_path / "door.db")
+    ids = seed(db)
+    code = proc(db, "sell", "-i", f"{ids['ga']}:1", "--pay", "cash").json["order"]["tickets"][0][
+        "code"
+    ]
+    trial = run("--db", db, "validate", code, "--event", str(ids["event"]), "--dry-run")
+    assert trial.returncode == 0 and trial.stdout.startswith("WOULD ADMIT")
+    assert "ADMITTED" not in trial.stdout
+    as_json = proc(db, "validate", code, "--event", str(ids["event"]), "--dry-run")
+    assert as_json.json["dry_run"] is True and as_json.json["result"] == "ADMITTED"
+    real = run("--db", db, "validate", code, "--event", str(ids["event"]))
+    assert real.returncode == 0 and real.stdout.startswith("ADMITTED")
+
+
+def test_pay_method_is_read_case_insensitively(tmp_path):
+    db = str(tmp_path / "door.db")
+    ids = seed(db)
+    sale = proc(db, "sell", "-i", f"{ids['ga']}:1", "--pay", "CASH")
+    assert sale.code == 0 and sale.json["order"]["pay_method"] == "cash"
+    oid = proc(db, "order", "create", "-i", f"{ids['ga']}:1").json["order"]["id"]
+    paid = proc(db, "order", "pay", str(oid), "--pay", " Cash ")
+    assert paid.code == 0 and paid.json["order"]["status"] == "PAID"
