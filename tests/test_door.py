@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 
 from support import proc, seed, tickethub_exe
@@ -41,3 +43,27 @@ def test_pay_method_is_read_case_insensitively(tmp_path):
     oid = proc(db, "order", "create", "-i", f"{ids['ga']}:1").json["order"]["id"]
     paid = proc(db, "order", "pay", str(oid), "--pay", " Cash ")
     assert paid.code == 0 and paid.json["order"]["status"] == "PAID"
+
+
+def test_global_options_may_follow_the_command(tmp_path):
+    db = str(tmp_path / "after.db")
+    assert run("init", "--db", db, "--json").returncode == 0
+    made = run("event", "create", "--name", "--json", "--starts-at", "2027-06-01T20:00:00Z")
+    assert made.returncode != 0  # no --db given: ./tickethub.db does not exist
+    made = run(
+        "event", "create", "--name", "--json", "--starts-at", "2027-06-01T20:00:00Z",
+        "--db", db, "--json", "--operator", "ann",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    event = json.loads(made.stdout)["event"]
+    assert event["name"] == "--json"  # a value of the command's own option stays its value
+    listed = run("event", "list", "--json", "--db", db)
+    assert listed.returncode == 0 and '"events"' in listed.stdout
+    assert run("event", "list", "--db", db, "--", "--json").returncode == 2  # after --: an arg
+    wide = subprocess.run(
+        [tickethub_exe(), "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "300"},
+    )
+    assert "go before or after the command" in wide.stdout

@@ -21,6 +21,7 @@ from .. import render
 from ..errors import ErrorCode, TicketHubError
 
 _VALUE_OPTIONS = {"--db", "--operator"}
+_FLAG_OPTIONS = {"--json", "--debug"}
 
 
 def _prescan(argv: Sequence[str]) -> tuple[bool, bool]:
@@ -53,6 +54,56 @@ def _usage_error(exc: typer.TyperException) -> TicketHubError:
 class TicketHubGroup(TyperGroup):
     """Runs the parser in non-standalone mode so every failure is rendered our way."""
 
+    def globals_first(self, argv: list[str]) -> list[str]:
+        """Global options may also follow the command (`tickethub event list --json`):
+        they are moved before it. The command's own options that take a value keep it, so
+        `event create --name --json` still names the event "--json"; `--` ends the scan."""
+        path: list[Any] = [self]
+        head, rest, skip = [], list(argv), False
+        while rest and not skip and hasattr(path[-1], "commands"):  # down to the command
+            token = rest[0]
+            if token in _VALUE_OPTIONS:
+                head += rest[:2]
+                rest = rest[2:]
+            elif token.startswith("-"):
+                head.append(rest.pop(0))
+            else:
+                sub = getattr(path[-1], "commands", {}).get(token)
+                if sub is None:
+                    skip = True
+                else:
+                    path.append(sub)
+                    head.append(rest.pop(0))
+        if len(path) == 1:
+            return argv
+        takes_value = {
+            name
+            for param in getattr(path[-1], "params", [])
+            if not getattr(param, "is_flag", True) and not getattr(param, "count", False)
+            for name in getattr(param, "opts", [])
+        }
+        moved: list[str] = []
+        kept: list[str] = []
+        i = 0
+        while i < len(rest):
+            token = rest[i]
+            if token == "--":
+                kept += rest[i:]
+                break
+            if token in takes_value:
+                kept += rest[i : i + 2]
+                i += 2
+            elif token in _FLAG_OPTIONS:
+                moved.append(token)
+                i += 1
+            elif token in _VALUE_OPTIONS and i + 1 < len(rest):
+                moved += rest[i : i + 2]
+                i += 2
+            else:
+                kept.append(token)
+                i += 1
+        return moved + head + kept
+
     def main(  # type: ignore[override]
         self,
         args: Sequence[str] | None = None,
@@ -64,6 +115,7 @@ class TicketHubGroup(TyperGroup):
         argv = list(sys.argv[1:] if args is None else args)
         if not argv:
             argv = ["--help"]
+        argv = self.globals_first(argv)
         as_json, debug = _prescan(argv)
         render.reset()
         code = 0

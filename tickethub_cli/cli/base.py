@@ -13,7 +13,8 @@ from .common import Globals
 app = typer.Typer(
     name="tickethub",
     help="TicketHub: a command-line box office on one SQLite file.\n\n"
-    "Global options come before the command, e.g. `tickethub --db box.db --json event list`.",
+    "Global options (--db, --json, --operator, --debug) go before or after the command, e.g."
+    " `tickethub --db box.db --json event list` or `tickethub event list --json`.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
