@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 
-from support import proc, seed, tickethub_exe
+from support import dump, proc, seed, tickethub_exe
 
 import tickethub_cli
 
@@ -67,3 +67,20 @@ def test_global_options_may_follow_the_command(tmp_path):
         env={**os.environ, "COLUMNS": "300"},
     )
     assert "go before or after the command" in wide.stdout
+
+
+def test_a_second_type_of_the_same_name_in_one_event_is_refused(tmp_path):
+    db = str(tmp_path / "twin.db")
+    ids = seed(db)  # event 1 has GA and VIP; event 2 has Other
+    before = dump(db)
+    twin = proc(db, "ticket-type", "add", str(ids["event"]), "--name", " vip ", "--price", "5",
+                "--capacity", "3")  # fmt: skip
+    assert twin.code == 4 and twin.error["code"] == "INVALID_STATE"
+    assert "ticket-type update" in twin.error["hint"]
+    assert dump(db) == before
+    renamed = proc(db, "ticket-type", "update", str(ids["ga"]), "--name", "VIP")
+    assert renamed.code == 4 and dump(db) == before
+    # the same name in another event, or a type keeping its own name, is fine
+    other = ["--price", "5", "--capacity", "3"]
+    assert proc(db, "ticket-type", "add", str(ids["event2"]), "--name", "VIP", *other).code == 0
+    assert proc(db, "ticket-type", "update", str(ids["vip"]), "--name", "Vip").code == 0

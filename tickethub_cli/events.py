@@ -122,6 +122,7 @@ def add_ticket_type(
     with transaction(s.conn) as c:
         currency = _event_row(c, eid)["currency"]
         price_minor = money.parse_amount(price, currency)
+        _refuse_twin_name(c, eid, name)
         now = clock.now_text()
         type_id = c.execute(
             "INSERT INTO ticket_types (event_id, name, price_minor, capacity, max_per_order,"
@@ -137,6 +138,24 @@ def add_ticket_type(
             data={"event_id": eid, "name": name, "price_minor": price_minor, "capacity": cap},
         )
     return get_ticket_type(s, type_id)
+
+
+def _refuse_twin_name(
+    conn: sqlite3.Connection, event_id: int, name: str, *, but: int | None = None
+) -> None:
+    """Two types of one event named alike ("VIP" and "vip ") cannot be told apart at the
+    desk or in a report: the second is refused, the first can be changed instead."""
+    wanted = " ".join(name.split()).casefold()
+    for row in conn.execute(
+        "SELECT id, name FROM ticket_types WHERE event_id = ? AND id IS NOT ?", (event_id, but)
+    ):
+        if " ".join(row["name"].split()).casefold() == wanted:
+            raise TicketHubError(
+                ErrorCode.INVALID_STATE,
+                f"event {event_id} already has a ticket type named {row['name']!r}"
+                f" (type {row['id']})",
+                hint=f"change it with `tickethub ticket-type update {row['id']} …`",
+            )
 
 
 def get_ticket_type(s: Session, type_id: object) -> dict[str, Any]:
@@ -189,6 +208,8 @@ def update_ticket_type(
             raise not_found("ticket type", tid)
         if price is not None:
             changes["price_minor"] = money.parse_amount(price, row["currency"])
+        if "name" in changes:
+            _refuse_twin_name(c, row["event_id"], changes["name"], but=tid)
         if "capacity" in changes and changes["capacity"] < row["sold"] + row["held"]:
             raise TicketHubError(
                 ErrorCode.INVALID_STATE,
