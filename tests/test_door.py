@@ -84,3 +84,35 @@ def test_a_second_type_of_the_same_name_in_one_event_is_refused(tmp_path):
     other = ["--price", "5", "--capacity", "3"]
     assert proc(db, "ticket-type", "add", str(ids["event2"]), "--name", "VIP", *other).code == 0
     assert proc(db, "ticket-type", "update", str(ids["vip"]), "--name", "Vip").code == 0
+
+
+def test_order_list_pages_and_never_stops_silently(tmp_path):
+    import tickethub_cli as th
+    from tickethub_cli import orders
+
+    db = str(tmp_path / "pages.db")
+    ids = seed(db, capacity=1000, max_per_order=10)
+    s = th.open_session(db)
+    for _ in range(250):
+        orders.create_order(
+            s, orders.OrderRequest.parse(items=[f"{ids['ga']}:1"], require_pay=False)
+        )
+    s.close()
+    first = proc(db, "order", "list")
+    assert len(first.json["orders"]) == 100 and first.json["total"] == 250
+    seen, cursor = [o["id"] for o in first.json["orders"]], first.json["next_cursor"]
+    while cursor is not None:
+        page = proc(db, "order", "list", "--cursor", cursor)
+        seen += [o["id"] for o in page.json["orders"]]
+        cursor = page.json["next_cursor"]
+    everything = proc(db, "order", "list", "--all")
+    assert seen == [o["id"] for o in everything.json["orders"]] == list(range(250, 0, -1))
+    assert everything.json["next_cursor"] is None
+    wide = {**os.environ, "COLUMNS": "200"}
+    human = subprocess.run(
+        [tickethub_exe(), "--db", db, "order", "list", "--limit", "5"],
+        capture_output=True, text=True, env=wide,
+    )  # fmt: skip
+    assert "5 shown of 250; next page: --cursor 246 (or --all)" in human.stdout
+    assert proc(db, "order", "list", "--cursor", "abc").code == 2
+    assert proc(db, "order", "list", "--limit", "0").code == 2

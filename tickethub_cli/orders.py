@@ -104,9 +104,20 @@ def get_order(s: Session, order_id: object) -> dict[str, Any]:
         return order_dict(c, order_row(c, oid))
 
 
+DEFAULT_PAGE = 100
+
+
 def list_orders(
-    s: Session, *, event_id: object | None = None, status: str | None = None, limit: int = 1000
-) -> list[dict[str, Any]]:
+    s: Session,
+    *,
+    event_id: object | None = None,
+    status: str | None = None,
+    limit: int | None = DEFAULT_PAGE,
+    cursor: object | None = None,
+) -> dict[str, Any]:
+    """Orders newest first, a page at a time: `orders`, `total` (all that match) and
+    `next_cursor` (pass it back for the next page; None when nothing is left). A list never
+    stops silently. `limit=None` gives every match."""
     where, args = [], []
     if event_id is not None:
         eid = v.parse_id(event_id, "event")
@@ -120,31 +131,53 @@ def list_orders(
             raise invalid(f"status must be one of {', '.join(STATUSES)}")
         where.append("o.status = ?")
         args.append(status)
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
-    rows = s.conn.execute(
-        "SELECT o.*, (SELECT count(*) FROM tickets t WHERE t.order_id = o.id) AS ticket_count,"
-        " (SELECT coalesce(sum(quantity), 0) FROM order_lines l WHERE l.order_id = o.id) AS seats"
-        f" FROM orders o {clause} ORDER BY o.id DESC LIMIT ?",
-        (*args, limit),
-    ).fetchall()
-    return [
-        {
-            "id": r["id"],
-            "status": r["status"],
-            "event_id": r["event_id"],
-            "email": r["email"],
-            "name": r["name"],
-            "total_minor": r["total_minor"],
-            "total": money.format_amount(r["total_minor"], r["currency"]),
-            "currency": r["currency"],
-            "idempotency_key": r["idempotency_key"],
-            "seats": r["seats"],
-            "ticket_count": r["ticket_count"],
-            "created_at": r["created_at"],
-            "updated_at": r["updated_at"],
-        }
-        for r in rows
-    ]
+    if limit is not None and not 1 <= limit <= 100_000:
+        raise invalid("--limit must be between 1 and 100000 (or give --all)")
+    with snapshot(s.conn) as c:
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        total = c.execute(f"SELECT count(*) FROM orders o {clause}", args).fetchone()[0]
+        if cursor is not None:
+            where.append("o.id < ?")
+            args.append(_cursor(cursor))
+            clause = f"WHERE {' AND '.join(where)}"
+        rows = c.execute(
+            "SELECT o.*, (SELECT count(*) FROM tickets t WHERE t.order_id = o.id) AS ticket_count,"
+            " (SELECT coalesce(sum(quantity), 0) FROM order_lines l WHERE l.order_id = o.id)"
+            f" AS seats FROM orders o {clause} ORDER BY o.id DESC LIMIT ?",
+            (*args, -1 if limit is None else limit + 1),
+        ).fetchall()
+    more = limit is not None and len(rows) > limit
+    rows = rows[:limit] if more else rows
+    return {
+        "orders": [_summary(r) for r in rows],
+        "total": total,
+        "next_cursor": str(rows[-1]["id"]) if more else None,
+    }
+
+
+def _cursor(value: object) -> int:
+    text = str(value).strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise invalid(f"--cursor {text[:30]!r} is not one this command gave out")
+    return int(text)
+
+
+def _summary(r: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "id": r["id"],
+        "status": r["status"],
+        "event_id": r["event_id"],
+        "email": r["email"],
+        "name": r["name"],
+        "total_minor": r["total_minor"],
+        "total": money.format_amount(r["total_minor"], r["currency"]),
+        "currency": r["currency"],
+        "idempotency_key": r["idempotency_key"],
+        "seats": r["seats"],
+        "ticket_count": r["ticket_count"],
+        "created_at": r["created_at"],
+        "updated_at": r["updated_at"],
+    }
 
 
 # ------------------------------------------------------------------------- state transitions

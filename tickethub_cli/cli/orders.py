@@ -237,24 +237,43 @@ def order_show(
     output(ctx, {"order": order}, human)
 
 
-@order_app.command("list", epilog="Example: `tickethub order list --event 1 --status PAID`")
+@order_app.command(
+    "list",
+    epilog="Examples: `tickethub order list --event 1 --status PAID` · every order as JSON:"
+    " `tickethub --json order list --all`",
+)
 def order_list(
     ctx: typer.Context,
     event: Annotated[str | None, typer.Option("--event", help="Only this event.")] = None,
     status: Annotated[
         str | None, typer.Option("--status", help="PENDING, PAID, FAILED or CANCELLED.")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=100000)] = 1000,
+    limit: Annotated[
+        int, typer.Option("--limit", help="How many, newest first (default 100).")
+    ] = 100,
+    cursor: Annotated[
+        str | None, typer.Option("--cursor", help="Go on from a page's next_cursor.")
+    ] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every matching order.")] = False,
 ) -> None:
-    """List orders, newest first."""
+    """List orders, newest first, a page at a time; says how many more there are."""
     from .. import orders
 
-    rows = orders.list_orders(session(ctx), event_id=event, status=status, limit=limit)
+    page = orders.list_orders(
+        session(ctx), event_id=event, status=status, limit=None if every else limit, cursor=cursor
+    )
+    rows = page["orders"]
 
     def human() -> None:
         if not rows:
             render.line("no orders match")
             return
+        caption = None
+        if page["next_cursor"] is not None:
+            caption = (
+                f"{len(rows)} shown of {page['total']:,}; next page:"
+                f" --cursor {page['next_cursor']} (or --all)"
+            )
         render.table(
             "Orders",
             ("id", "status", "event", "seats", "total", "buyer", "created"),
@@ -271,9 +290,10 @@ def order_list(
                 for o in rows
             ],
             numeric=("id", "event", "seats"),
+            caption=caption,
         )
 
-    output(ctx, {"orders": rows}, human)
+    output(ctx, page, human)
 
 
 @order_app.command(
