@@ -116,3 +116,21 @@ def test_order_list_pages_and_never_stops_silently(tmp_path):
     assert "5 shown of 250; next page: --cursor 246 (or --all)" in human.stdout
     assert proc(db, "order", "list", "--cursor", "abc").code == 2
     assert proc(db, "order", "list", "--limit", "0").code == 2
+
+
+def test_report_csv_has_money_in_major_units_with_its_currency(tmp_path):
+    import csv
+    import io
+
+    db = str(tmp_path / "csv.db")
+    ids = seed(db)
+    proc(db, "sell", "-i", f"{ids['ga']}:2", "--pay", "cash")  # 2 x 20.00 EUR
+    out = subprocess.run(
+        [tickethub_exe(), "--db", db, "report", "--event", str(ids["event"]), "--csv"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    rows = list(csv.DictReader(io.StringIO(out.stdout)))
+    ga = next(r for r in rows if r["id"] == str(ids["ga"]))
+    assert (ga["revenue"], ga["currency"], ga["sold"]) == ("40.00", "EUR", "2")
+    assert rows[-1]["name"] == "TOTAL" and rows[-1]["revenue"] == "40.00"
+    assert "revenue_minor" not in out.stdout.splitlines()[0]

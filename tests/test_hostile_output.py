@@ -362,8 +362,10 @@ def test_report_csv_neutralises_formula_cells_and_keeps_numbers(box):
     rows = list(csv.reader(io.StringIO(out.stdout, newline="")))
     names = [r[1] for r in rows[1:-1]]
     assert names == ["'\t=1+1", "'\r=1+1", *("'" + n for n in hostile)]
-    for r in rows[1:]:
-        assert all(cell.isdigit() for cell in r[2:]), r  # numbers stay numbers
+    assert rows[0][6:8] == ["revenue", "currency"]
+    for r in rows[1:]:  # numbers stay numbers (money in major units), never prefixed
+        assert all(cell.isdigit() for cell in r[2:6] + r[8:]), r
+        assert re.fullmatch(r"\d+\.\d{2}", r[6]) and r[7] == "EUR", r
     assert rows[-1][1] == "TOTAL"
 
 

@@ -322,24 +322,18 @@ def report_cmd(
 
     data = report(session(ctx), event)
     if csv_out:
-        cols = [
-            "id",
-            "name",
-            "capacity",
-            "sold",
-            "held",
-            "available",
-            "revenue_minor",
-            "checked_in",
-        ]
+        # money in major units beside its currency: what a spreadsheet user reads
+        cols = ["id", "name", "capacity", "sold", "held", "available", "revenue", "checked_in"]
+        currency = data["event"]["currency"]
         render.write_csv(
             sys.stdout,
             [
-                cols,
-                *([r[c] for c in cols] for r in data["ticket_types"]),
-                ["", "TOTAL", *(data["totals"][c] for c in cols[2:])],
+                [*cols[:7], "currency", cols[7]],
+                *([*(r[c] for c in cols[:7]), currency, r[cols[7]]] for r in data["ticket_types"]),
+                ["", "TOTAL", *(data["totals"][c] for c in cols[2:7]), currency,
+                 data["totals"]["checked_in"]],
             ],
-        )
+        )  # fmt: skip
         return
     output(ctx, data, lambda: _show_report(data))
 
