@@ -12,7 +12,11 @@ CREATE TABLE events (
     venue      TEXT,
     starts_at  TEXT NOT NULL,
     currency   TEXT NOT NULL CHECK (length(currency) = 3),
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    -- cancelling: being called off (orders refunded one by one; a re-run goes on)
+    status     TEXT NOT NULL DEFAULT 'on_sale'
+               CHECK (status IN ('on_sale', 'cancelling', 'cancelled')),
+    cancel_reason TEXT
 ) STRICT;
 
 CREATE TABLE ticket_types (
@@ -26,6 +30,7 @@ CREATE TABLE ticket_types (
     max_per_order INTEGER NOT NULL CHECK (max_per_order BETWEEN 1 AND 1000),
     created_at    TEXT NOT NULL,
     updated_at    TEXT NOT NULL,
+    sales         TEXT NOT NULL DEFAULT 'open' CHECK (sales IN ('open', 'closed')),
     CHECK (sold + held <= capacity)
 ) STRICT;
 CREATE INDEX ticket_types_event ON ticket_types (event_id);

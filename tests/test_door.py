@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 
-from support import dump, proc, seed, tickethub_exe
+from support import dump, healthy, proc, seed, tickethub_exe
 
 import tickethub_cli
 
@@ -134,3 +134,48 @@ def test_report_csv_has_money_in_major_units_with_its_currency(tmp_path):
     assert (ga["revenue"], ga["currency"], ga["sold"]) == ("40.00", "EUR", "2")
     assert rows[-1]["name"] == "TOTAL" and rows[-1]["revenue"] == "40.00"
     assert "revenue_minor" not in out.stdout.splitlines()[0]
+
+
+def test_calling_an_event_off_refunds_each_order_once_even_across_a_crash(tmp_path):
+    db = str(tmp_path / "calloff.db")
+    ids = seed(db, capacity=20)
+    card = ["--pay", "card", "--card", "4242424242424242"]
+    paid = [proc(db, "purchase", "-i", f"{ids['ga']}:2", *card).json["order"]["id"] for _ in "abc"]
+    cash = proc(db, "sell", "-i", f"{ids['vip']}:1", "--pay", "cash").json["order"]["id"]
+    held = proc(db, "order", "create", "-i", f"{ids['ga']}:1").json["order"]["id"]
+    other = proc(db, "sell", "-i", f"{ids['other']}:1", "--pay", "cash").json["order"]["id"]
+    event = str(ids["event"])
+    assert proc(db, "event", "cancel", event).code == 2  # a reason is required
+    crashed = proc(db, "event", "cancel", event, "--reason", "storm",
+                   env={"TICKETHUB_FAULT": "after_refund"})  # fmt: skip
+    assert crashed.code == 137
+    assert proc(db, "sell", "-i", f"{ids['ga']}:1", "--pay", "cash").code == 4  # no more sales
+    done = proc(db, "event", "cancel", event, "--reason", "storm")
+    assert done.code == 0, done.stderr
+    assert done.json["event"]["status"] == "cancelled" and done.json["left"] == []
+    for oid in [*paid, cash, held]:
+        order = proc(db, "order", "show", str(oid)).json["order"]
+        assert order["status"] == "CANCELLED"
+        assert all(t["status"] == "void" for t in order["tickets"])
+    charges = proc(db, "payment", "ledger").json["charges"]
+    assert [(c["status"], c["refunded_minor"]) for c in charges] == [("refunded", 4000)] * 3
+    assert proc(db, "order", "show", str(other)).json["order"]["status"] == "PAID"
+    assert proc(db, "event", "cancel", event, "--reason", "storm").code == 4  # already off
+    healthy(db)
+
+
+def test_closing_sales_of_a_type_refuses_new_sales_only(tmp_path):
+    db = str(tmp_path / "close.db")
+    ids = seed(db)
+    sold = proc(db, "sell", "-i", f"{ids['ga']}:1", "--pay", "cash")
+    closed = proc(db, "ticket-type", "update", str(ids["ga"]), "--sales", "CLOSED")
+    assert closed.code == 0 and closed.json["ticket_type"]["sales"] == "closed"
+    before = dump(db)
+    refused = proc(db, "sell", "-i", f"{ids['ga']}:1", "--pay", "cash")
+    assert refused.code == 4 and "closed" in refused.error["message"]
+    assert dump(db) == before
+    code = sold.json["order"]["tickets"][0]["code"]
+    assert proc(db, "validate", code, "--event", str(ids["event"])).code == 0  # still admits
+    assert proc(db, "ticket-type", "update", str(ids["ga"]), "--sales", "open").code == 0
+    assert proc(db, "sell", "-i", f"{ids['ga']}:1", "--pay", "cash").code == 0
+    assert proc(db, "ticket-type", "update", str(ids["ga"]), "--sales", "maybe").code == 2

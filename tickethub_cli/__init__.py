@@ -26,6 +26,7 @@ _MODULES = {
     "db",
     "doctor",
     "errors",
+    "event_cancel",
     "events",
     "ledger",
     "money",

@@ -12,7 +12,8 @@ from .errors import ErrorCode, TicketHubError, not_found
 from .session import Session
 
 _TYPE_COLUMNS = (
-    "id, event_id, name, price_minor, capacity, sold, held, max_per_order, created_at, updated_at"
+    "id, event_id, name, price_minor, capacity, sold, held, max_per_order, sales, created_at,"
+    " updated_at"
 )
 
 
@@ -24,6 +25,8 @@ def _event_dict(row: sqlite3.Row) -> dict[str, Any]:
         "starts_at": row["starts_at"],
         "currency": row["currency"],
         "created_at": row["created_at"],
+        "status": row["status"],
+        "cancel_reason": row["cancel_reason"],
     }
 
 
@@ -40,6 +43,7 @@ def _type_dict(row: sqlite3.Row, currency: str) -> dict[str, Any]:
         "held": row["held"],
         "available": row["capacity"] - row["sold"] - row["held"],
         "max_per_order": row["max_per_order"],
+        "sales": row["sales"],
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
@@ -62,7 +66,7 @@ def create_event(
     return get_event(s, event_id)
 
 
-def _event_row(conn: sqlite3.Connection, event_id: int) -> sqlite3.Row:
+def event_row(conn: sqlite3.Connection, event_id: int) -> sqlite3.Row:
     row = conn.execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchone()
     if row is None:
         raise not_found("event", event_id)
@@ -72,7 +76,7 @@ def _event_row(conn: sqlite3.Connection, event_id: int) -> sqlite3.Row:
 def get_event(s: Session, event_id: object) -> dict[str, Any]:
     eid = v.parse_id(event_id, "event")
     with snapshot(s.conn) as c:
-        event = _event_dict(_event_row(c, eid))
+        event = _event_dict(event_row(c, eid))
         rows = c.execute(
             f"SELECT {_TYPE_COLUMNS} FROM ticket_types WHERE event_id = ? ORDER BY id", (eid,)
         ).fetchall()
@@ -120,7 +124,7 @@ def add_ticket_type(
         v.MAX_QUANTITY,
     )
     with transaction(s.conn) as c:
-        currency = _event_row(c, eid)["currency"]
+        currency = event_row(c, eid)["currency"]
         price_minor = money.parse_amount(price, currency)
         _refuse_twin_name(c, eid, name)
         now = clock.now_text()
@@ -162,7 +166,7 @@ def get_ticket_type(s: Session, type_id: object) -> dict[str, Any]:
     tid = v.parse_id(type_id, "ticket type")
     row = s.conn.execute(
         "SELECT t.id, t.event_id, t.name, t.price_minor, t.capacity, t.sold, t.held,"
-        " t.max_per_order, t.created_at, t.updated_at, e.currency"
+        " t.max_per_order, t.sales, t.created_at, t.updated_at, e.currency"
         " FROM ticket_types t JOIN events e ON e.id = t.event_id WHERE t.id = ?",
         (tid,),
     ).fetchone()
@@ -183,9 +187,14 @@ def update_ticket_type(
     price: str | None = None,
     capacity: object | None = None,
     max_per_order: object | None = None,
+    sales: str | None = None,
 ) -> dict[str, Any]:
     tid = v.parse_id(type_id, "ticket type")
     changes: dict[str, Any] = {}
+    if sales is not None:
+        changes["sales"] = str(sales).strip().lower()
+        if changes["sales"] not in ("open", "closed"):
+            raise TicketHubError(ErrorCode.INVALID_INPUT, "--sales must be open or closed")
     if name is not None:
         changes["name"] = v.name(name, "ticket type name")
     if capacity is not None:
@@ -196,7 +205,7 @@ def update_ticket_type(
         raise TicketHubError(
             ErrorCode.INVALID_INPUT,
             "nothing to change",
-            hint="give --name, --price, --capacity or --max-per-order",
+            hint="give --name, --price, --capacity, --max-per-order or --sales",
         )
     with transaction(s.conn) as c:
         row = c.execute(

@@ -377,8 +377,9 @@ def _reserve(
     types = {
         r["id"]: r
         for r in conn.execute(
-            "SELECT t.id, t.event_id, t.name, t.price_minor, t.max_per_order, e.currency"
-            f" FROM ticket_types t JOIN events e ON e.id = t.event_id WHERE t.id IN ({marks})",
+            "SELECT t.id, t.event_id, t.name, t.price_minor, t.max_per_order, t.sales,"
+            " e.currency, e.status AS event_status FROM ticket_types t JOIN events e"
+            f" ON e.id = t.event_id WHERE t.id IN ({marks})",
             ids,
         )
     }
@@ -393,6 +394,12 @@ def _reserve(
         )
     for item in req.items:
         t = types[item.ticket_type_id]
+        if t["event_status"] != "on_sale":
+            raise invalid_state(f"event {t['event_id']} is called off; nothing is sold for it")
+        if t["sales"] != "open":
+            raise invalid_state(
+                f"sales of {t['name']!r} (type {t['id']}) are closed",
+            )
         if item.quantity > t["max_per_order"]:
             raise invalid(
                 f"quantity {item.quantity} of {t['name']!r} (type {t['id']}) is above its"

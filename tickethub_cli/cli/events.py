@@ -106,6 +106,55 @@ def event_show(
     output(ctx, {"event": event}, lambda: _show_event(event))
 
 
+@event_app.command(
+    "cancel",
+    epilog="Example: `tickethub event cancel 1 --reason 'storm warning'` (run it again after"
+    " a crash: it goes on, and never refunds twice)",
+)
+def event_cancel(
+    ctx: typer.Context,
+    event_id: Annotated[str, typer.Argument(metavar="EVENT_ID")],
+    reason: Annotated[str, typer.Option("--reason", help="Why: kept in the audit log.")],
+) -> None:
+    """Call an event off: every PAID order refunded once, every ticket void, every hold
+    released, and no more sales."""
+    import sys
+
+    from ..event_cancel import cancel_event
+    from .common import is_json
+
+    bar = None
+    if not is_json(ctx) and sys.stderr.isatty():
+        from rich.progress import Progress
+
+        bar = Progress(console=render.console(stderr=True), transient=True)
+    if bar is None:
+        result = cancel_event(session(ctx), event_id, reason=reason)
+    else:
+        with bar:
+            task = bar.add_task("refunding and voiding", total=None)
+            result = cancel_event(
+                session(ctx),
+                event_id,
+                reason=reason,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+
+    def human() -> None:
+        event = result["event"]
+        render.line(
+            f"event {event['id']} {event['name']}: {event['status']};"
+            f" {len(result['cancelled_orders'])} order(s) cancelled and refunded now"
+        )
+        if result["left"]:
+            render.line(
+                f"{len(result['left'])} order(s) still have a payment being taken:"
+                " run the same command again in a moment"
+            )
+
+    output(ctx, result, human)
+
+
 @type_app.command(
     "add",
     epilog="Example: `tickethub ticket-type add 1 --name Standing --price 25.00 "
@@ -146,6 +195,9 @@ def type_update(
         str | None, typer.Option("--capacity", help="Not below sold + held.")
     ] = None,
     max_per_order: Annotated[str | None, typer.Option("--max-per-order")] = None,
+    sales: Annotated[
+        str | None, typer.Option("--sales", help="open or closed (closed: no new sales).")
+    ] = None,
 ) -> None:
     """Change a ticket type; capacity can never drop below what is sold and held."""
     tt = events.update_ticket_type(
@@ -155,6 +207,7 @@ def type_update(
         price=price,
         capacity=capacity,
         max_per_order=max_per_order,
+        sales=sales,
     )
     output(ctx, {"ticket_type": tt}, lambda: _show_types([tt], f"Ticket type {tt['id']} updated"))
 

@@ -1,5 +1,6 @@
 -- Version 1 → 2: payments become first-class attempts, the provider's ledger is keyed by
--- charge, card fingerprints lose their digits, scans become append-only.
+-- charge, card fingerprints lose their digits, scans become append-only; events can be
+-- called off and a ticket type's sales closed.
 -- Old evidence is kept as it was, so `doctor` shows what the old build got wrong
 -- (a second capture, a second refund, a resold admitted seat).
 
@@ -99,6 +100,11 @@ DROP TABLE mockpay_charges;
 ALTER TABLE mockpay_v2 RENAME TO mockpay_charges;
 
 ALTER TABLE orders DROP COLUMN payment_state;
+ALTER TABLE events ADD COLUMN status TEXT NOT NULL DEFAULT 'on_sale'
+    CHECK (status IN ('on_sale', 'cancelling', 'cancelled'));
+ALTER TABLE events ADD COLUMN cancel_reason TEXT;
+ALTER TABLE ticket_types ADD COLUMN sales TEXT NOT NULL DEFAULT 'open'
+    CHECK (sales IN ('open', 'closed'));
 ALTER TABLE callbacks DROP COLUMN refund_pending;
 
 -- fingerprints held whole card numbers: redacted ("legacy" keys still replay, never charge)

@@ -1,0 +1,95 @@
+"""Calling an event off: every PAID order refunded once through the payment ledger, every
+ticket void, every hold released, and nothing sold for it any more.
+
+Resumable: the event is marked `cancelling` first, then its orders are cancelled one by one,
+each in its own transactions (`orders.cancel_order`, which asks the provider about an open
+payment first and refunds each captured payment at most once). A crash anywhere leaves the
+event `cancelling`; running the command again goes on from the orders still open, and the
+refunds already given are never given again. The event is `cancelled` once none is left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from . import audit, events, orders, payments
+from . import validation as v
+from .db import transaction
+from .errors import ErrorCode, TicketHubError, invalid_state
+from .session import Session
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+def _open_orders(s: Session, eid: int) -> list[int]:
+    rows = s.conn.execute(
+        "SELECT id FROM orders WHERE event_id = ? AND status IN ('PENDING', 'PAID') ORDER BY id",
+        (eid,),
+    ).fetchall()
+    return [r["id"] for r in rows]
+
+
+def _finish_refunds(s: Session, eid: int) -> None:
+    """Refunds a crash left owed on orders already cancelled (each is given once)."""
+    ids = [
+        r["id"]
+        for r in s.conn.execute(
+            "SELECT p.id FROM payments p JOIN orders o ON o.id = p.order_id"
+            " WHERE o.event_id = ? AND p.refund_state = 'requested'",
+            (eid,),
+        )
+    ]
+    if ids:
+        payments.run_refunds(s.conn, s.provider, s.operator, ids)
+
+
+def cancel_event(
+    s: Session, event_id: object, *, reason: object, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Call the event off; returns the event, the orders cancelled now and those left (a
+    payment still being taken by a live process: run the command again)."""
+    eid = v.parse_id(event_id, "event")
+    why = v.optional_text(reason if isinstance(reason, str) else None, "reason")
+    if why is None:
+        raise TicketHubError(
+            ErrorCode.INVALID_INPUT, "give --reason: buyers and the audit log are told why"
+        )
+    with transaction(s.conn) as c:
+        event = events.event_row(c, eid)
+        if event["status"] == "on_sale":
+            c.execute(
+                "UPDATE events SET status = 'cancelling', cancel_reason = ? WHERE id = ?",
+                (why, eid),
+            )
+            audit.record(
+                c, s.operator, "event", eid, "status", from_state="on_sale",
+                to_state="cancelling", reason=why,
+            )  # fmt: skip
+        elif event["status"] == "cancelled":
+            raise invalid_state(f"event {eid} is already called off")
+    todo = _open_orders(s, eid)
+    done, left = [], []
+    for n, oid in enumerate(todo, start=1):
+        try:
+            orders.cancel_order(s, oid, reason=f"event called off: {why}", force=True)
+            done.append(oid)
+        except TicketHubError as err:
+            if err.code != ErrorCode.IN_PROGRESS:
+                raise
+            left.append(oid)  # a live process is taking its payment: next run
+        if progress is not None:
+            progress(n, len(todo))
+    _finish_refunds(s, eid)
+    if not left and not _open_orders(s, eid):
+        with transaction(s.conn) as c:
+            cur = c.execute(
+                "UPDATE events SET status = 'cancelled' WHERE id = ? AND status = 'cancelling'",
+                (eid,),
+            )
+            if cur.rowcount == 1:
+                audit.record(
+                    c, s.operator, "event", eid, "status", from_state="cancelling",
+                    to_state="cancelled", reason=why,
+                )  # fmt: skip
+    return {"event": events.get_event(s, eid), "cancelled_orders": done, "left": left}
