@@ -37,8 +37,9 @@ def busy_budget() -> float:
     return value
 
 
-def schema_sql(version: int = SCHEMA_VERSION) -> str:
-    """The schema text: packaged copy when installed, the repository's top-level file otherwise."""
+def schema_sql() -> str:
+    """The whole current schema (a new database gets it at once): the packaged copy when
+    installed, the repository's top-level file otherwise."""
     from importlib import resources  # only init needs the schema text
 
     name = "schema.sql"
