@@ -1,4 +1,4 @@
--- TicketHub schema, version 2 (a new database gets this; migrations/ bring older ones here). The single source of the schema: shipped inside the package.
+-- TicketHub schema, version 3 (a new database gets this; migrations/ bring older ones here). The single source of the schema: shipped inside the package.
 -- Invariants live here as well as in code, so a bug in code cannot oversell.
 
 CREATE TABLE meta (
@@ -16,7 +16,9 @@ CREATE TABLE events (
     -- cancelling: being called off (orders refunded one by one; a re-run goes on)
     status     TEXT NOT NULL DEFAULT 'on_sale'
                CHECK (status IN ('on_sale', 'cancelling', 'cancelled')),
-    cancel_reason TEXT
+    cancel_reason TEXT,
+    -- the IANA zone people at the event live in: human output shows its local times
+    timezone   TEXT NOT NULL DEFAULT 'UTC' CHECK (length(timezone) BETWEEN 1 AND 64)
 ) STRICT;
 
 CREATE TABLE ticket_types (

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 
-from support import dump, healthy, proc, seed, tickethub_exe
+from support import count, dump, healthy, proc, seed, tickethub_exe
 
 import tickethub_cli
 
@@ -179,3 +179,67 @@ def test_closing_sales_of_a_type_refuses_new_sales_only(tmp_path):
     assert proc(db, "ticket-type", "update", str(ids["ga"]), "--sales", "open").code == 0
     assert proc(db, "sell", "-i", f"{ids['ga']}:1", "--pay", "cash").code == 0
     assert proc(db, "ticket-type", "update", str(ids["ga"]), "--sales", "maybe").code == 2
+
+
+def test_an_event_has_its_own_time_zone_and_human_output_shows_local_times(tmp_path):
+    db = str(tmp_path / "zone.db")
+    assert proc(db, "init").code == 0
+    made = proc(
+        db, "event", "create", "--name", "Jazz", "--timezone", "europe/berlin",
+        "--starts-at", "2027-06-01T20:00:00.123456+02:00",
+    )  # fmt: skip
+    event = made.json["event"]
+    assert event["timezone"] == "Europe/Berlin"  # as the zone database spells it
+    assert event["starts_at"] == "2027-06-01T18:00:00.123456Z"  # JSON keeps UTC
+    shown = run("--db", db, "event", "show", str(event["id"]))
+    assert "2027-06-01 20:00 CEST" in shown.stdout and "Europe/Berlin" in shown.stdout
+    assert ".123456" not in shown.stdout and "18:00" not in shown.stdout
+    listed = run("--db", db, "event", "list").stdout
+    assert "20:00" in listed and "CEST" in listed and "18:00" not in listed
+    plain = proc(db, "event", "create", "--name", "Here", "--starts-at", "2027-06-01T20:00:00Z")
+    assert plain.json["event"]["timezone"] == "UTC"
+
+
+def test_an_unknown_or_path_like_time_zone_is_refused_and_nothing_written(tmp_path):
+    db = str(tmp_path / "zone.db")
+    seed(db)
+    before = dump(db)
+    for zone in ("Mars/Olympus", "../../etc/passwd", "localtime", "", "Europe/Berlin\x1b[2J"):
+        done = proc(
+            db, "event", "create", "--name", "X", "--starts-at", "2027-06-01T20:00:00Z",
+            "--timezone", zone,
+        )  # fmt: skip
+        assert done.code == 2 and done.error["code"] == "INVALID_INPUT", (zone, done.stderr)
+        assert proc(db, "event", "update", "1", "--timezone", zone).code == 2
+    assert dump(db) == before
+
+
+def test_event_update_renames_reschedules_and_moves_with_an_audit_row(tmp_path):
+    db = str(tmp_path / "upd.db")
+    ids = seed(db)
+    eid = str(ids["event"])
+    done = proc(
+        db, "event", "update", eid, "--name", "Jazz Night (late show)",
+        "--starts-at", "2027-06-02T21:30:00+02:00", "--venue", "Green Hall",
+        "--timezone", "Europe/Berlin",
+    )  # fmt: skip
+    assert done.code == 0, done.stderr
+    event = done.json["event"]
+    assert (event["name"], event["starts_at"], event["venue"], event["timezone"]) == (
+        "Jazz Night (late show)",
+        "2027-06-02T19:30:00Z",
+        "Green Hall",
+        "Europe/Berlin",
+    )
+    assert proc(db, "event", "update", eid, "--venue", "").json["event"]["venue"] is None
+    rows = count(db, "SELECT count(*) FROM audit_log WHERE entity = 'event' AND action = 'update'")
+    assert rows == 2
+    before = dump(db)
+    nothing = proc(db, "event", "update", eid)
+    assert nothing.code == 2 and "nothing to change" in nothing.error["message"]
+    assert proc(db, "event", "update", "999", "--name", "X").code == 3
+    assert proc(db, "event", "update", eid, "--starts-at", "2027-06-02 21:30").code == 2
+    assert dump(db) == before
+    assert proc(db, "event", "cancel", eid, "--reason", "storm").code == 0
+    called_off = proc(db, "event", "update", eid, "--name", "Back on")
+    assert called_off.code == 4 and called_off.error["code"] == "INVALID_STATE"

@@ -83,6 +83,26 @@ def text_of_us(us: int) -> str:
     return f"{prefix}.{micro:06d}Z" if micro else f"{prefix}Z"
 
 
+def local_text(utc_text: str | None, zone: str | None = "UTC", *, weekday: bool = False) -> str:
+    """A stored UTC time as people at the event read it: their zone, to the minute, with
+    the zone's abbreviation ("2026-11-24 20:00 CET"); never microseconds. Human output only:
+    JSON keeps the UTC text. A value that does not parse is shown as it is."""
+    if not utc_text:
+        return "-"
+    try:
+        dt = datetime.fromisoformat(utc_text.replace("Z", "+00:00"))
+    except ValueError:
+        return utc_text
+    from zoneinfo import ZoneInfo  # only human output of times needs the zone database
+
+    try:
+        local = dt.astimezone(ZoneInfo(zone or "UTC"))
+    except (ValueError, OSError, OverflowError, KeyError):
+        local = dt
+    day = f"{local:%a} " if weekday else ""
+    return f"{day}{local.year:04d}-{local.month:02d}-{local.day:02d} {local:%H:%M} {local:%Z}"
+
+
 def now_text() -> str:
     return text_of_us(now_us())
 

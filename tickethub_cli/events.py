@@ -27,6 +27,7 @@ def _event_dict(row: sqlite3.Row) -> dict[str, Any]:
         "created_at": row["created_at"],
         "status": row["status"],
         "cancel_reason": row["cancel_reason"],
+        "timezone": row["timezone"],
     }
 
 
@@ -50,20 +51,71 @@ def _type_dict(row: sqlite3.Row, currency: str) -> dict[str, Any]:
 
 
 def create_event(
-    s: Session, *, name: str, starts_at: str, venue: str | None = None, currency: str = "EUR"
+    s: Session,
+    *,
+    name: str,
+    starts_at: str,
+    venue: str | None = None,
+    currency: str = "EUR",
+    timezone: str | None = None,
 ) -> dict[str, Any]:
     name = v.name(name, "event name")
     venue = v.optional_text(venue, "venue")
     starts = clock.fmt(clock.parse(starts_at))
     cur = money.parse_currency(currency)
+    zone = v.timezone(timezone) if timezone is not None else "UTC"
     with transaction(s.conn) as c:
         event_id = c.execute(
-            "INSERT INTO events (name, venue, starts_at, currency, created_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (name, venue, starts, cur, clock.now_text()),
+            "INSERT INTO events (name, venue, starts_at, currency, timezone, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (name, venue, starts, cur, zone, clock.now_text()),
         ).lastrowid
         audit.record(c, s.operator, "event", event_id, "create", data={"name": name})
     return get_event(s, event_id)
+
+
+def update_event(
+    s: Session,
+    event_id: object,
+    *,
+    name: str | None = None,
+    starts_at: str | None = None,
+    venue: str | None = None,
+    timezone: str | None = None,
+) -> dict[str, Any]:
+    """Correct an event's name, time, venue or zone (an empty venue clears it). The
+    currency stays: prices and paid orders are in it. A called-off event is not changed."""
+    eid = v.parse_id(event_id, "event")
+    changes: dict[str, Any] = {}
+    if name is not None:
+        changes["name"] = v.name(name, "event name")
+    if starts_at is not None:
+        changes["starts_at"] = clock.fmt(clock.parse(starts_at))
+    if venue is not None:
+        changes["venue"] = v.optional_text(venue, "venue") if venue.strip() else None
+    if timezone is not None:
+        changes["timezone"] = v.timezone(timezone)
+    if not changes:
+        raise TicketHubError(
+            ErrorCode.INVALID_INPUT,
+            "nothing to change",
+            hint="give --name, --starts-at, --venue or --timezone",
+        )
+    with transaction(s.conn) as c:
+        row = event_row(c, eid)
+        if row["status"] != "on_sale":
+            raise TicketHubError(
+                ErrorCode.INVALID_STATE,
+                f"event {eid} is {row['status']}: a called-off event is not changed",
+            )
+        before = {col: row[col] for col in changes}
+        if before != changes:
+            assignments = ", ".join(f"{col} = ?" for col in changes)
+            c.execute(f"UPDATE events SET {assignments} WHERE id = ?", (*changes.values(), eid))
+            audit.record(
+                c, s.operator, "event", eid, "update", data={"before": before, "after": changes}
+            )
+    return get_event(s, eid)
 
 
 def event_row(conn: sqlite3.Connection, event_id: int) -> sqlite3.Row:

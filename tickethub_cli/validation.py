@@ -111,3 +111,30 @@ def card_number(value: str | None) -> str:
     if total % 10:
         raise invalid("card number fails the Luhn check (mistyped?)")
     return digits
+
+
+_ZONE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+){0,2}$")
+
+
+def timezone(value: str) -> str:
+    """An IANA zone name ("Europe/Berlin"): refused unless the zone database knows it, so a
+    typo never silently shows UTC times at the door. The shape check comes first: ZoneInfo
+    reads files, and a name like "../../etc/passwd" must never reach it."""
+    text = (value or "").strip()
+    if not text or len(text) > 64 or not _ZONE_NAME.match(text):
+        raise invalid(
+            f"not a time zone name: {str(value)[:60]!r}",
+            hint="use an IANA name such as Europe/Berlin, America/New_York or UTC",
+        )
+    from zoneinfo import available_timezones  # only setting an event's zone needs the list
+
+    known = available_timezones()
+    if text in known and text != "localtime":
+        return text
+    for name in known:  # "europe/berlin" or "utc": the name as the zone database spells it
+        if name.casefold() == text.casefold() and name != "localtime":
+            return name
+    raise invalid(
+        f"unknown time zone {text!r}",
+        hint="use an IANA name such as Europe/Berlin, America/New_York or UTC",
+    )

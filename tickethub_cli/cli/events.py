@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .. import events, render
+from .. import clock, events, render
 from .base import app
 from .common import output, session
 
@@ -21,9 +21,11 @@ def _show_event(event: dict[str, Any]) -> None:
         f"Event {event['id']}",
         [
             ("name", event["name"]),
-            ("starts at", event["starts_at"]),
+            ("starts at", clock.local_text(event["starts_at"], event["timezone"], weekday=True)),
             ("venue", event["venue"] or "-"),
+            ("time zone", event["timezone"]),
             ("currency", event["currency"]),
+            *([("status", event["status"])] if event["status"] != "on_sale" else []),
         ],
     )
     if event.get("ticket_types"):
@@ -47,7 +49,8 @@ def _show_types(types: list[dict[str, Any]], title: str) -> None:
 @event_app.command(
     "create",
     epilog="Example: `tickethub event create --name 'Jazz Night' "
-    "--starts-at 2027-06-01T20:00:00+02:00 --venue 'Blue Hall' --currency EUR`",
+    "--starts-at 2027-06-01T20:00:00+02:00 --venue 'Blue Hall' --currency EUR"
+    " --timezone Europe/Berlin`",
 )
 def event_create(
     ctx: typer.Context,
@@ -57,10 +60,43 @@ def event_create(
     ],
     venue: Annotated[str | None, typer.Option("--venue", help="Where it happens.")] = None,
     currency: Annotated[str, typer.Option("--currency", help="ISO 4217 code.")] = "EUR",
+    timezone: Annotated[
+        str | None,
+        typer.Option("--timezone", help="IANA zone for local times, e.g. Europe/Berlin (UTC)."),
+    ] = None,
 ) -> None:
     """Create an event."""
     event = events.create_event(
-        session(ctx), name=name, starts_at=starts_at, venue=venue, currency=currency
+        session(ctx),
+        name=name,
+        starts_at=starts_at,
+        venue=venue,
+        currency=currency,
+        timezone=timezone,
+    )
+    output(ctx, {"event": event}, lambda: _show_event(event))
+
+
+@event_app.command(
+    "update",
+    epilog="Example: `tickethub event update 1 --starts-at 2027-06-02T20:00:00+02:00"
+    " --venue 'Green Hall'`",
+)
+def event_update(
+    ctx: typer.Context,
+    event_id: Annotated[str, typer.Argument(metavar="EVENT_ID")],
+    name: Annotated[str | None, typer.Option("--name", help="New name.")] = None,
+    starts_at: Annotated[
+        str | None, typer.Option("--starts-at", help="New time, ISO 8601 with offset.")
+    ] = None,
+    venue: Annotated[str | None, typer.Option("--venue", help="New venue ('' clears it).")] = None,
+    timezone: Annotated[
+        str | None, typer.Option("--timezone", help="IANA zone, e.g. Europe/Berlin.")
+    ] = None,
+) -> None:
+    """Correct an event: rename, reschedule, move or set its time zone (not its currency)."""
+    event = events.update_event(
+        session(ctx), event_id, name=name, starts_at=starts_at, venue=venue, timezone=timezone
     )
     output(ctx, {"event": event}, lambda: _show_event(event))
 
@@ -81,7 +117,7 @@ def event_list(ctx: typer.Context) -> None:
                 [
                     e["id"],
                     e["name"],
-                    e["starts_at"],
+                    clock.local_text(e["starts_at"], e["timezone"]),
                     e["venue"] or "-",
                     e["currency"],
                     e["ticket_type_count"],
