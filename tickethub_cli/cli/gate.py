@@ -25,7 +25,9 @@ ticket_app = typer.Typer(
 app.add_typer(checkin_app, name="checkin")
 app.add_typer(ticket_app, name="ticket")
 
-EventOpt = Annotated[str, typer.Option("--event", "-e", help="The event being admitted.")]
+EventOpt = Annotated[
+    str, typer.Option("--event", "-e", metavar="EVENT_ID", help="The event being admitted.")
+]
 GateOpt = Annotated[str | None, typer.Option("--gate", "-g", help="Gate name for the log.")]
 MAX_LINE_BYTES = 65536  # no scanner types more; a longer line is answered once, cut
 REASONS = {
@@ -89,7 +91,7 @@ def _show_scan(result: ScanResult, counters: Counters | None = None) -> None:
 
 @app.command(
     "validate",
-    epilog="Example: `tickethub validate K7QF-3M2A-98XC-TP4D-ZN6W-R2BE --event 1 --gate north`"
+    epilog="Example: `tickethub validate K7QF-3M2A-98XC-TP4D-ZN6W-R2B6 --event 1 --gate north`"
     " (exit 0 admitted; 10-14 rejected)",
 )
 def validate_cmd(
@@ -226,7 +228,7 @@ def _line_groups(
 
 @checkin_app.command(
     "undo",
-    epilog="Example: `tickethub checkin undo K7QF-3M2A-98XC-TP4D-ZN6W-R2BE --event 1 "
+    epilog="Example: `tickethub checkin undo H2W9-LQ4X-C7RT-5VKM-3PZ8-NAJN --event 1 "
     "--reason 'scanned the wrong wristband'`",
 )
 def checkin_undo(
@@ -259,7 +261,7 @@ def _ticket_or_fail(ctx: typer.Context, code: str) -> dict[str, Any]:
     return ticket
 
 
-@ticket_app.command("show", epilog="Example: `tickethub ticket show K7QF-3M2A-98XC-TP4D-ZN6W-R2BE`")
+@ticket_app.command("show", epilog="Example: `tickethub ticket show K7QF-3M2A-98XC-TP4D-ZN6W-R2B6`")
 def ticket_show(ctx: typer.Context, code: Annotated[str, typer.Argument(metavar="CODE")]) -> None:
     """Show a ticket with its QR code."""
     from .. import codes, qr
@@ -286,7 +288,7 @@ def ticket_show(ctx: typer.Context, code: Annotated[str, typer.Argument(metavar=
 
 @ticket_app.command(
     "export",
-    epilog="Example: `tickethub ticket export --order 12 --dir ./print --format svg`",
+    epilog="Example: `tickethub ticket export --order 11 --dir ./print --format svg`",
 )
 def ticket_export(
     ctx: typer.Context,
@@ -313,7 +315,9 @@ def ticket_export(
 )
 def report_cmd(
     ctx: typer.Context,
-    event: EventOpt,
+    event: Annotated[
+        str, typer.Option("--event", "-e", metavar="EVENT_ID", help="The event to report on.")
+    ],
     csv_out: Annotated[bool, typer.Option("--csv", help="Per-type rows as CSV.")] = False,
 ) -> None:
     """Sales, revenue, holds and check-ins per ticket type; scans by result; admissions per
