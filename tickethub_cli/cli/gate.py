@@ -288,25 +288,25 @@ def ticket_show(ctx: typer.Context, code: Annotated[str, typer.Argument(metavar=
 
 @ticket_app.command(
     "export",
-    epilog="Example: `tickethub ticket export --order 11 --dir ./print --format svg`",
+    epilog="Example: `tickethub ticket export --order 11 --dir ./print --format pdf`",
 )
 def ticket_export(
     ctx: typer.Context,
     order: Annotated[str, typer.Option("--order", help="Order whose tickets to export.")],
-    directory: Annotated[str, typer.Option("--dir", help="Folder for the images.")],
-    fmt: Annotated[str, typer.Option("--format", help="png or svg.")] = "png",
+    directory: Annotated[str, typer.Option("--dir", help="Folder for the ticket files.")],
+    fmt: Annotated[str, typer.Option("--format", help="png, svg or pdf.")] = "png",
 ) -> None:
-    """Write one printable QR image per valid ticket of an order."""
-    from .. import orders, qr
+    """Write one printable ticket per valid ticket of an order (QR code beside the event,
+    venue, local date and time, type, price, holder and the code), named ticket-ID.FMT."""
+    from .. import orders, ticket_print
     from ..errors import invalid
 
-    if fmt not in qr.FORMATS:
-        raise invalid("--format must be png or svg")
+    ticket_print.check_format(fmt)
     found = orders.get_order(session(ctx), order)
-    valid = [t for t in found["tickets"] if t["status"] == "valid"]
-    if not valid:
+    cards = ticket_print.load(session(ctx), found["id"])
+    if not cards:
         raise invalid(f"order {found['id']} has no valid tickets to print")
-    files = qr.export(valid, directory, fmt=fmt)
+    files = ticket_print.export(cards, directory, fmt=fmt)
     output(ctx, {"files": files}, lambda: [render.line(f) for f in files])
 
 

@@ -112,7 +112,11 @@ def purchase_cmd(
     hold_minutes: HoldOpt = None,
     print_dir: Annotated[
         str | None,
-        typer.Option("--print-dir", help="Also write each ticket's QR image (PNG) here."),
+        typer.Option("--print-dir", help="Also write each printable ticket here."),
+    ] = None,
+    print_format: Annotated[
+        str | None,
+        typer.Option("--print-format", help="png (default), svg or pdf, with --print-dir."),
     ] = None,
 ) -> None:
     """Sell in one step: reserve seats, take the payment, issue tickets. Safe to retry with
@@ -128,28 +132,44 @@ def purchase_cmd(
         idempotency_key=idempotency_key,
         hold_minutes=hold_minutes,
     )
-    if print_dir is not None:  # refuse a bad folder before selling; create it only after
-        from .. import qr
-
-        qr.check_dir(print_dir)
+    fmt = _print_format(print_dir, print_format)
     result = orders.purchase(session(ctx), req)
     if print_dir is not None:
-        _print_tickets(ctx, result.order, print_dir)
+        _print_tickets(ctx, result.order, print_dir, fmt)
     _order_out(ctx, result)
 
 
-def _print_tickets(ctx: typer.Context, order: dict[str, Any], directory: str) -> None:
-    """--print-dir (gate issue): QR images of the sold tickets. The sale is done by now, so
-    a printing failure is reported next to the order (reprint: `ticket export`), never as
-    if the sale had failed."""
-    from .. import qr
+def _print_format(print_dir: str | None, print_format: str | None) -> str:
+    """Refuse a bad folder or format before selling (the folder is created only after)."""
+    if print_dir is None:
+        if print_format is not None:
+            raise invalid("--print-format needs --print-dir", hint="add --print-dir DIR")
+        return ""
+    from .. import qr, ticket_print
 
-    valid = [t for t in order["tickets"] if t["status"] == "valid"]
+    fmt = ticket_print.check_format(
+        ticket_print.DEFAULT_FORMAT if print_format is None else print_format, "--print-format"
+    )
+    qr.check_dir(print_dir)
+    return fmt
+
+
+def _print_tickets(ctx: typer.Context, order: dict[str, Any], directory: str, fmt: str) -> None:
+    """--print-dir (gate issue): printable tickets of the sale. The sale is done by now, so
+    a printing failure, whatever it is, is reported next to the order (reprint: `ticket
+    export`), never as if the sale had failed."""
+    from .. import ticket_print
+
     try:
-        files = qr.export(valid, directory)
-    except TicketHubError as err:
-        hint = f"reprint with `tickethub ticket export --order {order['id']} --dir DIR`"
-        order["printed"], order["print_error"] = [], f"{err.message}; {hint}"
+        files = ticket_print.export(
+            ticket_print.load(session(ctx), order["id"]), directory, fmt=fmt
+        )
+    except Exception as exc:  # noqa: BLE001 - a committed sale is reported, whatever broke
+        message = exc.message if isinstance(exc, TicketHubError) else f"cannot print: {exc!r}"
+        hint = (
+            f"reprint with `tickethub ticket export --order {order['id']} --dir DIR --format {fmt}`"
+        )
+        order["printed"], order["print_error"] = [], f"{message}; {hint}"
         if not is_json(ctx):
             render.warning(f"sold, but not printed: {order['print_error']}")
         return
