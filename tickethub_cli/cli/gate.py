@@ -163,13 +163,15 @@ def gate_cmd(
     summary = counters.to_json()
     if as_json:
         render.emit_json({"summary": summary})
+    elif tty:  # one row per count, in words: readable at any terminal width
+        words = {"scanned": "scanned", "admitted": "admitted", "errors": "not checked"}
+        pairs = [(words.get(k) or f"{REASONS[k]} ({k})", v) for k, v in summary.items()]
+        title = f"Gate summary: {_event_label(g)}, gate {g.gate or '-'}"
+        render.human_or_plain(lambda: render.fields(title, pairs), {"summary": summary})
     else:
-        title = "Gate summary"
-        if tty:
-            title += f": {_event_label(g)}, gate {g.gate or '-'}"
         render.human_or_plain(
             lambda: render.table(
-                title, list(summary), [list(summary.values())], numeric=list(summary)
+                "Gate summary", list(summary), [list(summary.values())], numeric=list(summary)
             ),
             {"summary": summary},
         )

@@ -214,9 +214,10 @@ def _local(at: str, tz: tzinfo | None, now_us: int) -> str:
 
 
 def ago(seconds: float) -> str:
+    """A short age for people: "1 s ago" (never "0 s"), "4 min ago", "2 h 5 min ago"."""
     s = int(seconds)
     if s < 60:
-        return f"{s} s ago"
+        return f"{max(1, round(seconds))} s ago"
     if s < 3600:
         return f"{s // 60} min ago"
     if s < 86400:
