@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import render
 from ..checkin import REJECTIONS, Counters, ScanResult, is_double_read, seconds_since_first_use
+from .gate import REASONS
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -89,15 +90,6 @@ SHAPES: dict[str, tuple[list[str], list[str]]] = {  # name: (big, small)
     ),
 }
 GLYPHS = {"check": "✓", "cross": "✗", "same": "=", "retry": "?"}
-REASON_WORDS = {
-    "ADMITTED": "valid ticket",
-    "ALREADY_USED": "already used",
-    "UNKNOWN": "no such ticket",
-    "WRONG_EVENT": "ticket for another event",
-    "VOID": "ticket cancelled",
-    "MALFORMED": "mistyped or not a ticket code",
-    "ERROR": "not checked: scan again",
-}
 FOOTER_WORDS = {
     "ALREADY_USED": "already used",
     "UNKNOWN": "unknown",
@@ -217,12 +209,13 @@ def ago(seconds: float) -> str:
     """A short age for people: "1 s ago" (never "0 s"), "4 min ago", "2 h 5 min ago"."""
     s = int(seconds)
     if s < 60:
-        return f"{max(1, round(seconds))} s ago"
+        return f"{max(1, s)} s ago"
     if s < 3600:
         return f"{s // 60} min ago"
     if s < 86400:
         return f"{s // 3600} h {s % 3600 // 60} min ago"
-    return f"{s // 86400} days ago"
+    days = s // 86400
+    return f"{days} day ago" if days == 1 else f"{days} days ago"
 
 
 def where(result: ScanResult, gate: str | None) -> str:
@@ -240,7 +233,7 @@ def reason_lines(view: View, look: Look) -> list[str]:
         return ["Ready. Scan a ticket, or type its code and press Enter."]
     if r.error is not None:
         message = render.safe_text(r.error.get("message", ""))
-        return [f"{REASON_WORDS['ERROR']} ({render.safe_text(r.error.get('code'))})", message]
+        return [f"{REASONS['ERROR']} ({render.safe_text(r.error.get('code'))})", message]
     if r.result == "ALREADY_USED":
         secs = seconds_since_first_use(r, view.now_us) or 0.0
         at = _local(r.first_used_at or "", view.tz, view.now_us)
@@ -248,7 +241,7 @@ def reason_lines(view: View, look: Look) -> list[str]:
         if look.double_read:
             return [f"same ticket again: {when}", "already let in once; not admitted twice"]
         return [f"already used: {when}"]
-    text = f"{REASON_WORDS[r.result]} ({r.result})"
+    text = f"{REASONS[r.result]} ({r.result})"
     if r.result == "WRONG_EVENT":
         name = render.safe_text(r.event_name) if r.event_name is not None else "?"
         text = f"ticket for another event: {name} (event {r.event_id})"
