@@ -265,11 +265,8 @@ def detail_lines(view: View) -> list[str]:
 
 
 def _local_now(view: View) -> str:
-    return (
-        datetime.fromtimestamp(view.now_us / 1_000_000, view.tz)
-        .astimezone(view.tz)
-        .strftime("%H:%M:%S")
-    )
+    """The time of this scan on the gate's wall clock (`tz`, else this machine's zone)."""
+    return datetime.fromtimestamp(view.now_us / 1_000_000, view.tz).strftime("%H:%M:%S")
 
 
 def footer_text(c: Counters) -> str:
