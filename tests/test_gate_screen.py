@@ -241,6 +241,23 @@ def checkin_count(db: str) -> int:
         conn.close()
 
 
+@needs_tmux
+def test_a_terminal_that_cannot_draw_a_screen_gets_lines_and_ctrl_c_is_clean(venue, panes):
+    """TERM=dumb: no full screen, the answers follow one another; the start line names the
+    event, and after Ctrl-C the summary starts on its own line, not after the echoed ^C."""
+    v = venue
+    pane = panes(["env", "TERM=dumb", *gate_argv(v, "--gate", "north")])
+    pane.wait_for("gate north for Gig (event 1): scan a code")
+    pane.type_line(v["codes"][0])
+    pane.wait_for("ADMIT", "scanned 1 · admitted 1 · rejected 0")
+    pane.keys("C-c")
+    assert pane.exit_status() == 0
+    after = pane.screen(history=True).splitlines()
+    title = next(i for i, row in enumerate(after) if "Gate summary" in row)
+    assert after[title].startswith("╭─ Gate summary: Gig (event 1), gate north")
+    assert ADMIT_ART not in "\n".join(after)
+
+
 PIPED = (  # the plain output of a gate whose output is not a terminal, as it always was
     "ADMITTED     {a}  ticket 1\n"
     "ALREADY_USED {a}  first used {t} at gate east\n"

@@ -140,7 +140,7 @@ def gate_cmd(
     g = Gate(s, event, gate, dry_run=dry_run)
     counters = Counters()
     as_json, tty = is_json(ctx), sys.stdout.isatty()
-    screen = _open_screen(g, counters) if tty and not as_json and sys.stdin.isatty() else None
+    screen = _open_screen(g, counters) if tty and not as_json and _full_screen() else None
     if tty and not as_json and screen is None:
         render.line(f"gate {g.gate or '-'} for {_event_label(g)}: scan a code (Ctrl-D to end)")
     interrupted = False
@@ -175,6 +175,13 @@ def gate_cmd(
             ),
             {"summary": summary},
         )
+
+
+def _full_screen() -> bool:
+    """A person at a terminal: codes typed (or scanned) into it and answers shown on it, on
+    a terminal that can draw a screen. Codes piped in get one panel per scan instead."""
+    console = render.console()
+    return sys.stdin.isatty() and console.is_terminal and not console.is_dumb_terminal
 
 
 def _event_label(g: Gate) -> str:
