@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext, suppress
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -16,7 +16,8 @@ from .base import app
 from .common import is_json, output, session
 
 if TYPE_CHECKING:
-    from ..checkin import Counters, ScanResult
+    from ..checkin import Counters, Gate, ScanResult
+    from .gate_screen import GateScreen
 
 checkin_app = typer.Typer(help="Undo a mistaken admission.", no_args_is_help=True)
 ticket_app = typer.Typer(
@@ -122,29 +123,53 @@ def validate_cmd(
     epilog="Example: `tickethub gate --event 1 --gate north` then scan; Ctrl-D or Ctrl-C ends"
     " with a summary. Scripts: `tickethub --json gate --event 1 < codes.txt`",
 )
-def gate_cmd(ctx: typer.Context, event: EventOpt, gate: GateOpt = None) -> None:
-    """The scanner loop: one code per line on stdin, each answered at once (a big ADMIT or
-    REJECT on a terminal, one JSON line each with --json). Exits 0 with a summary."""
+def gate_cmd(
+    ctx: typer.Context,
+    event: EventOpt,
+    gate: GateOpt = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="A trial: answer as real scans would; admit nothing."),
+    ] = False,
+) -> None:
+    """The scanner loop: one code per line on stdin, each answered at once. On a terminal,
+    one result at a time, full screen: a huge ADMIT or REJECT with a shape, the reason, the
+    ticket type and holder, running totals. One JSON line each with --json; one plain line
+    each when the output is not a terminal. Exits 0 with a summary."""
     from ..checkin import Counters, Gate
 
-    g = Gate(session(ctx), event, gate)
+    s = session(ctx)
+    g = Gate(s, event, gate, dry_run=dry_run)
     counters = Counters()
     as_json, tty = is_json(ctx), sys.stdout.isatty()
-    if tty and not as_json:
-        render.line(f"gate {g.gate or '-'} for event {g.event_id}: scan a code (Ctrl-D to end)")
+    screen = _open_screen(g, counters) if tty and not as_json and _full_screen() else None
+    if tty and not as_json and screen is None:
+        render.line(f"gate {g.gate or '-'} for {_event_label(g)}: scan a code (Ctrl-D to end)")
+    interrupted = False
     try:
-        for group in _line_groups(sys.stdin):
-            raws = [raw for raw in group if raw.strip()]
-            if not raws:
-                continue
-            with _ctrl_c_after_answer():
-                results = g.answer_many(raws)
-                _answer(results, counters, as_json=as_json, tty=tty)
+        with screen or nullcontext():
+            for group in _line_groups(sys.stdin):
+                raws = [raw for raw in group if raw.strip()]
+                if not raws:
+                    continue
+                with _ctrl_c_after_answer():
+                    results = g.answer_many(raws)
+                    if screen is not None:
+                        _show_on_screen(g, results, counters, screen)
+                    else:
+                        _answer(results, counters, as_json=as_json, tty=tty)
     except KeyboardInterrupt:
-        pass
+        interrupted = True
+    if interrupted and tty and not as_json and screen is None:
+        sys.stdout.write("\n")  # the terminal echoed ^C: the summary starts on its own line
     summary = counters.to_json()
     if as_json:
         render.emit_json({"summary": summary})
+    elif tty:  # one row per count, in words: readable at any terminal width
+        words = {"scanned": "scanned", "admitted": "admitted", "errors": "not checked"}
+        pairs = [(words.get(k) or f"{REASONS[k]} ({k})", v) for k, v in summary.items()]
+        title = f"Gate summary: {_event_label(g)}, gate {g.gate or '-'}"
+        render.human_or_plain(lambda: render.fields(title, pairs), {"summary": summary})
     else:
         render.human_or_plain(
             lambda: render.table(
@@ -152,6 +177,38 @@ def gate_cmd(ctx: typer.Context, event: EventOpt, gate: GateOpt = None) -> None:
             ),
             {"summary": summary},
         )
+
+
+def _full_screen() -> bool:
+    """A person at a terminal: codes typed (or scanned) into it and answers shown on it, on
+    a terminal that can draw a screen. Codes piped in get one panel per scan instead."""
+    console = render.console()
+    return sys.stdin.isatty() and console.is_terminal and not console.is_dumb_terminal
+
+
+def _event_label(g: Gate) -> str:
+    """ "Name (event N)" for people: the name is stored text, made safe where printed."""
+    from ..checkin import event_name
+
+    try:
+        return f"{event_name(g.s, g.event_id)} (event {g.event_id})"
+    except Exception:  # noqa: BLE001 - a label must never end the gate: the id will do
+        return f"event {g.event_id}"
+
+
+def _open_screen(g: Gate, counters: Counters) -> GateScreen:
+    """The full-screen view, for a person scanning at a terminal (stdin and stdout both
+    on it). Imported here only: pyfiglet and the drawing code load for this use alone."""
+    from .. import clock
+    from ..checkin import event_name
+    from .gate_screen import GateScreen, View
+
+    try:
+        name = event_name(g.s, g.event_id)
+    except Exception:  # noqa: BLE001 - the header can do without the name
+        name = "?"
+    view = View(g.event_id, name, g.gate, counters, clock.now_us(), dry_run=g.dry_run)
+    return GateScreen(render.console(), view)
 
 
 def _answer(results: list[ScanResult], counters: Counters, *, as_json: bool, tty: bool) -> None:
@@ -165,6 +222,22 @@ def _answer(results: list[ScanResult], counters: Counters, *, as_json: bool, tty
         sys.stdout.flush()
     elif not tty:
         print("\n".join(_line(r) for r in results), flush=True)
+
+
+def _show_on_screen(
+    g: Gate, results: list[ScanResult], counters: Counters, screen: GateScreen
+) -> None:
+    """Each committed answer, full screen, with its ticket type, holder and event read
+    after the commit; if drawing fails, the plain answer instead (it must be seen)."""
+    from .. import clock
+    from ..checkin import describe
+
+    with suppress(Exception):  # the names are a help; the answer must be shown anyway
+        describe(g.s, results)
+    for result in results:
+        counters.add(result)
+        now = clock.now_us()
+        render.human_or_plain(lambda r=result, n=now: screen.show(r, n), result.to_json())
 
 
 @contextmanager
