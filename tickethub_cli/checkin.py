@@ -361,10 +361,15 @@ DOUBLE_READ_SECONDS = 10  # the same code again this soon at the same gate: a do
 
 def event_name(s: Session, event_id: int) -> str:
     """The event's name, for a gate screen's header (one read at start, not per scan)."""
-    row = s.conn.execute("SELECT name FROM events WHERE id = ?", (event_id,)).fetchone()
+    return event_label(s, event_id)[0]
+
+
+def event_label(s: Session, event_id: int) -> tuple[str, str]:
+    """The event's name and IANA time zone: what a gate screen shows times in."""
+    row = s.conn.execute("SELECT name, timezone FROM events WHERE id = ?", (event_id,)).fetchone()
     if row is None:
         raise not_found("event", event_id)
-    return str(row[0])
+    return str(row[0]), str(row[1])
 
 
 def describe(s: Session, results: list[ScanResult]) -> None:

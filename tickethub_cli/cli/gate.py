@@ -199,15 +199,19 @@ def _event_label(g: Gate) -> str:
 def _open_screen(g: Gate, counters: Counters) -> GateScreen:
     """The full-screen view, for a person scanning at a terminal (stdin and stdout both
     on it). Imported here only: pyfiglet and the drawing code load for this use alone."""
+    from zoneinfo import ZoneInfo
+
     from .. import clock
-    from ..checkin import event_name
+    from ..checkin import event_label
     from .gate_screen import GateScreen, View
 
+    zone = None
     try:
-        name = event_name(g.s, g.event_id)
-    except Exception:  # noqa: BLE001 - the header can do without the name
+        name, zone_name = event_label(g.s, g.event_id)
+        zone = ZoneInfo(zone_name)  # times at the gate are the event's local times
+    except Exception:  # noqa: BLE001 - the header can do without the name, times without a zone
         name = "?"
-    view = View(g.event_id, name, g.gate, counters, clock.now_us(), dry_run=g.dry_run)
+    view = View(g.event_id, name, g.gate, counters, clock.now_us(), dry_run=g.dry_run, tz=zone)
     return GateScreen(render.console(), view)
 
 
