@@ -15,6 +15,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -69,7 +70,11 @@ class Pane:
     def __init__(self, argv: list[str], width: int = 80, height: int = 24) -> None:
         self.socket = f"th-gate-{uuid.uuid4().hex[:12]}"
         env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "TMUX")}
-        command = "exec " + shlex.join(argv)  # no shell between the terminal and the gate
+        # bash waits for the gate and writes its exit status to a file: tmux 3.3 may leave an
+        # ended pane's process unreaped (pane_dead 1, no status) for a long time
+        self.status_file = Path(tempfile.mkdtemp(prefix="th-pane-")) / "status"
+        script = f"{shlex.join(argv)} ; echo $? > {shlex.quote(str(self.status_file))}"
+        command = f"bash -c {shlex.quote(script)}"
         self._tmux(
             "-f", "/dev/null", "start-server", ";",
             "set-option", "-g", "remain-on-exit", "on", ";",
@@ -116,11 +121,9 @@ class Pane:
     def exit_status(self, timeout: float = 30) -> int:
         deadline = time.monotonic() + timeout
         while True:
-            dead, _, status = self._tmux(
-                "display-message", "-p", "#{pane_dead} #{pane_dead_status}"
-            ).partition(" ")
-            if dead.strip() == "1":
-                return int(status)
+            text = self.status_file.read_text() if self.status_file.exists() else ""
+            if text.endswith("\n"):
+                return int(text)
             if time.monotonic() > deadline:
                 pytest.fail(f"the gate did not end:\n{self.screen()}")
             time.sleep(0.05)
