@@ -235,3 +235,24 @@ def test_the_table_fits_80_columns_and_cuts_names_with_an_ellipsis(shop, tmp_pat
     assert first[1][3].strip().startswith("Maximiliane") and first[1][3].strip().endswith("…")
     assert name not in out.stdout and email not in out.stdout  # cut, never wrapped
     assert all(not c[1].strip() and not c[3].strip() for c in cells if not c[0].strip())
+
+
+def test_ignored_names_are_bounded_and_shown_inert(shop, tmp_path):
+    """A hostile file with a new key on every row: the rows run, the summary names the
+    first 50 keys only, and a key holding terminal controls is written as escapes."""
+    db, ids = shop
+    f = tmp_path / "keys.jsonl"
+    good = {"idempotency_key": "", "ticket_type_id": ids["ga"], "quantity": 1, "pay": "cash"}
+    f.write_text(
+        "\n".join(
+            json.dumps({**good, "idempotency_key": f"h{i}", f"x{i}\u001b[2J": i}) for i in range(60)
+        )
+        + "\n"
+    )
+    out = proc(db, "batch", str(f))
+    assert out.code == 0, out.stdout[-500:]
+    summary = summary_of(out.stdout)
+    assert summary["ok"] == 60 and len(summary["ignored_columns"]) == 50
+    assert summary["ignored_columns"][0] == "x0\u001b[2J"
+    shown = human(db, "batch", "--show", "none", str(f))
+    assert "\x1b" not in shown.stderr and "x0\\x1b[2J, x1\\x1b[2J" in shown.stderr

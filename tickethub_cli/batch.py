@@ -282,7 +282,7 @@ class Source:
         return self._csv_rows(header, lines)
 
     def _ignore(self, name: str) -> None:
-        name = name[:100]
+        name = name.strip().lstrip("\ufeff").strip()[:100]  # as written, without padding
         if len(self.ignored) < MAX_IGNORED and name not in self.ignored:
             self.ignored.append(name)
 
@@ -344,7 +344,7 @@ class Source:
             )
         for cell, name in zip(cells, names, strict=True):
             if name not in COLUMNS:
-                self._ignore(cell.strip().lstrip("\ufeff").strip())
+                self._ignore(cell)
         return [n if n in COLUMNS else None for n in names]
 
     def _csv_rows(self, header: list[str | None], lines: Iterator[Line]) -> Iterator[Row]:
