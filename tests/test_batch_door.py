@@ -139,7 +139,8 @@ def test_a_missing_column_is_named_with_the_delimiter_and_the_columns_found(shop
 
 
 def mixed_file(tmp_path, ga: int, vip: int):
-    """ok, declined, unknown, sold out (the unknown row keeps its seat held), invalid, ok."""
+    """ok, declined, unknown, sold out (the unknown row keeps its seat held), invalid, ok,
+    and a ticket type that does not exist (NOT_FOUND: an `other` failure)."""
     f = tmp_path / "mixed.csv"
     f.write_text(
         "idempotency_key,ticket_type_id,quantity,email,name,pay,card\n"
@@ -149,6 +150,7 @@ def mixed_file(tmp_path, ga: int, vip: int):
         f"m4,{ga},2,,Di,cash,\n"
         f"m5,{ga},x,,Ed,cash,\n"
         f"m6,{vip},1,,Flo,cash,\n"
+        "m7,999,1,,Gus,cash,\n"
     )
     return f
 
@@ -160,12 +162,20 @@ def test_declined_unknown_and_sold_out_are_counted_apart(tmp_path):
     out = proc(db, "batch", str(f))
     assert out.code == 8, out.stderr
     codes = [(json.loads(x).get("error") or {}).get("code") for x in out.stdout.splitlines()[:-1]]
-    assert codes == [None, "PAYMENT_DECLINED", "PAYMENT_UNKNOWN", "SOLD_OUT", "INVALID_INPUT", None]
+    assert codes == [
+        None,
+        "PAYMENT_DECLINED",
+        "PAYMENT_UNKNOWN",
+        "SOLD_OUT",
+        "INVALID_INPUT",
+        None,
+        "NOT_FOUND",
+    ]
     summary = summary_of(out.stdout)
     assert {k: summary[k] for k in ("rows", "ok", "failed", "replayed")} == {
-        "rows": 6,
+        "rows": 7,
         "ok": 2,
-        "failed": 4,
+        "failed": 5,
         "replayed": 0,
     }
     assert {k: summary[k] for k in ("declined", "unknown", "sold_out", "invalid", "other")} == {
@@ -173,19 +183,19 @@ def test_declined_unknown_and_sold_out_are_counted_apart(tmp_path):
         "unknown": 1,
         "sold_out": 1,
         "invalid": 1,
-        "other": 0,
+        "other": 1,
     }
     db2 = str(tmp_path / "mixed-human.db")
     seed(db2, capacity=3)
     shown = human(db2, "batch", str(f))
     assert shown.returncode == 8, shown.stderr
     assert shown.stdout.splitlines()[-1] == (
-        "Batch summary: 6 rows · 2 sold · 1 declined · 1 payment unknown (run reconcile)"
-        " · 1 sold out · 1 invalid"
+        "Batch summary: 7 rows · 2 sold · 1 declined · 1 payment unknown (run reconcile)"
+        " · 1 sold out · 1 invalid · 1 other failure (NOT_FOUND 1)"
     )
     table = shown.stdout.splitlines()[:-1]
     order = [line.split("│")[1].strip() for line in table if line.startswith("│")]
-    assert order == ["2", "3", "4", "5", "1", "6"]  # failures first, then sold, in file order
+    assert order == ["2", "3", "4", "5", "7", "1", "6"]  # failures first, then sold, in file order
     for label in ("declined", "unknown", "sold out", "invalid", "sold"):
         assert any(f" {label} " in line for line in table), label
 

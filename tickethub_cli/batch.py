@@ -27,7 +27,6 @@ JSON_FIELDS = (*COLUMNS, "items")
 MAX_LINE = 100_000  # bytes per line; a real row is a few hundred
 SHOWN_ROWS = 20  # rows kept for the default human table; the rest are only counted
 SHOWN_FAILURES = SHOWN_ROWS
-SHOW_CHOICES = ("auto", "failed", "all", "none")
 SNIFFED = (",", ";", "\t")  # the delimiters guessed from a CSV header, in order of preference
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 MAX_IGNORED = 50  # distinct ignored column names remembered (a hostile file may have millions)

@@ -159,11 +159,11 @@ def _warn_ignored(source: batch.Source, warned: list[str]) -> None:
         return
     warned.extend(fresh)
     what = "column(s)" if source.format == "csv" else "field(s)"
-    names = ", ".join(name.strip() or "(blank)" for name in fresh)
+    names = ", ".join(name or "(blank)" for name in fresh)
     render.warning(f"ignored {what} that batch does not use: {names}")
 
 
-# What the table and the summary line call each failure code; other codes are shown as is.
+# What the table calls each failure code the summary counts apart; other codes shown as is.
 LABELS = {
     "PAYMENT_DECLINED": "declined",
     "PAYMENT_UNKNOWN": "unknown",
@@ -265,6 +265,8 @@ def _rows_table(summary: batch.Summary, listed: list[batch.Shown]) -> None:
 def summary_line(summary: batch.Summary) -> str:
     """`Batch summary: 1,000 rows · 980 sold · 12 replayed · 5 declined · …`: what became
     of every row, each failure kind on its own (they need different actions)."""
+    from .. import batch
+
     sm = summary
     parts = [f"{sm.rows:,} row{'' if sm.rows == 1 else 's'}", f"{sm.ok - sm.replayed:,} sold"]
     if sm.replayed:
@@ -279,7 +281,7 @@ def summary_line(summary: batch.Summary) -> str:
         parts.append(f"{sm.invalid:,} invalid")
     if sm.other:
         codes = ", ".join(
-            f"{code} {n:,}" for code, n in sorted(sm.errors.items()) if code not in LABELS
+            f"{code} {n:,}" for code, n in sorted(sm.errors.items()) if code not in batch.CATEGORIES
         )
         parts.append(f"{sm.other:,} other failure{'' if sm.other == 1 else 's'} ({codes})")
     return "Batch summary: " + " · ".join(parts)
