@@ -329,9 +329,11 @@ def fields(title: str, pairs: Sequence[tuple[str, Any]], *, style: str = "cyan")
     console().print(Panel(grid, title=text(title), title_align="left", border_style=style))
 
 
-def line(value: Any, *, style: str | None = None) -> None:
-    """One literal line (soft-wrapped: a plain result line is never cut or folded)."""
-    console().print(text(value, style or ""), soft_wrap=True)
+def line(value: Any, *, style: str | None = None, wrap: bool = False) -> None:
+    """One literal line (soft-wrapped: a plain result line is never cut or folded, so a
+    log or grep sees it whole). `wrap`: a sentence for a person, wrapped at the terminal's
+    width between words."""
+    console().print(text(value, style or ""), soft_wrap=not wrap)
 
 
 def panel(body: Text, *, style: str, padding: tuple[int, int] = (1, 4)) -> None:

@@ -165,13 +165,15 @@ def event_cancel(
         event = result["event"]
         render.line(
             f"{render.named(event['name'], event['id'])}: {event['status']};"
-            f" {len(result['cancelled_orders'])} order(s) cancelled now"
+            f" {len(result['cancelled_orders'])} order(s) cancelled now",
+            wrap=True,
         )
         _refund_summary(result.get("refunds", []), event["currency"], event["id"])
         if result["left"]:
             render.line(
                 f"{len(result['left'])} order(s) still have a payment being taken:"
-                " run the same command again in a moment"
+                " run the same command again in a moment",
+                wrap=True,
             )
 
     output(ctx, result, human)
@@ -193,13 +195,14 @@ def _refund_summary(refunds: list[dict[str, Any]], currency: str, event_id: int)
         parts.append(f"{render.amount(card, currency)} refunded to cards")
     if cash:
         parts.append(f"{render.amount(cash, currency)} to hand back in cash")
-    render.line("money: " + "; ".join(parts), style="bold")
+    render.line("money: " + "; ".join(parts), style="bold", wrap=True)
     for r in refunds[:SHOWN_REFUNDS]:
-        render.line(f"  order {r['order_id']}: {r['what']}")
+        render.line(f"  order {r['order_id']}: {r['what']}", wrap=True)
     if len(refunds) > SHOWN_REFUNDS:
         render.line(
             f"  … {len(refunds) - SHOWN_REFUNDS} more: see `tickethub order list --event"
-            f" {event_id} --status CANCELLED --all` and `tickethub order show ID`"
+            f" {event_id} --status CANCELLED --all` and `tickethub order show ID`",
+            wrap=True,
         )
 
 

@@ -292,7 +292,8 @@ def checkin_undo(
         render.line(
             f"ticket {done['ticket_id']} ({done['code']}) is no longer checked in (it was"
             f" admitted {render.moment(done['was_checked_in_at'], zone)}"
-            f" at gate {done['gate'] or '-'})"
+            f" at gate {done['gate'] or '-'})",
+            wrap=True,
         )
 
     output(ctx, done, human)
