@@ -18,7 +18,7 @@ app.add_typer(type_app, name="ticket-type")
 
 def _show_event(event: dict[str, Any]) -> None:
     render.fields(
-        f"Event {event['id']}: {render.safe_text(event['name'])}",
+        f"Event {event['id']}",
         [
             ("name", event["name"]),
             ("starts at", clock.local_text(event["starts_at"], event["timezone"], weekday=True)),

@@ -53,7 +53,8 @@ def show_order(order: dict[str, Any], *, replayed: bool = False) -> None:
     event's own zone (the JSON keeps ids, minor units and UTC)."""
     status, zone, cur = order["status"], order.get("timezone"), order["currency"]
     event = order.get("event_name")
-    buyer = " ".join(x for x in (order["name"], order["email"] and f"<{order['email']}>") if x)
+    name, email = order["name"], order["email"]
+    buyer = f"{name} <{email}>" if name and email else name or email
     pairs = [
         ("status", status),
         ("event", render.named(event, order["event_id"]) if event else order["event_id"]),
