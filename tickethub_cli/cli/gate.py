@@ -42,21 +42,34 @@ REASONS = {
 }
 
 
-def _line(result: ScanResult) -> str:
+def _first_used(result: ScanResult, zone: str | None = "UTC") -> str:
+    """ "first used 20:39 CET at gate North": local to the event, to the minute (the date
+    too when it was not today there)."""
+    return f"first used {render.moment(result.first_used_at, zone)} at gate {result.gate or '-'}"
+
+
+def _line(result: ScanResult, zone: str | None = "UTC", about: str | None = None) -> str:
     """The plain answer line (a pipe, a log): escaped, since the first gate of an
-    ALREADY_USED ticket is stored text."""
+    ALREADY_USED ticket is stored text. `about`: the ticket in words (type, holder)."""
     word = "WOULD ADMIT" if result.dry_run and result.admitted else result.result
     text = f"{word:<12} {result.code}"
     if result.error is not None:
         text += f"  {result.error['message']} [{result.error['code']}]"
     elif result.result == "ALREADY_USED":
-        text += f"  first used {result.first_used_at} at gate {result.gate or '-'}"
+        text += f"  {_first_used(result, zone)}"
     elif result.ticket_id is not None:
         text += f"  ticket {result.ticket_id}"
+    if about and result.error is None:
+        text += f" · {about}"
     return render.safe_text(text)
 
 
-def _panel(result: ScanResult, counters: Counters | None = None) -> None:
+def _panel(
+    result: ScanResult,
+    counters: Counters | None = None,
+    zone: str | None = "UTC",
+    about: str | None = None,
+) -> None:
     from rich.text import Text
 
     ok = result.admitted
@@ -68,9 +81,10 @@ def _panel(result: ScanResult, counters: Counters | None = None) -> None:
     body.append(f"\n{REASONS[result.result]} ({label})", style="bold")
     if result.result == "ALREADY_USED":  # the first gate is stored text: escaped, literal
         body.append("\n")
-        body.append_text(
-            render.text(f"first used {result.first_used_at} at gate {result.gate or '-'}")
-        )
+        body.append_text(render.text(_first_used(result, zone)))
+    if about and result.error is None:
+        body.append("\n")
+        body.append_text(render.text(about))
     body.append("\n")
     body.append_text(render.text(result.code, "dim"))
     if counters is not None:
@@ -84,10 +98,39 @@ def _panel(result: ScanResult, counters: Counters | None = None) -> None:
         render.console().bell()
 
 
-def _show_scan(result: ScanResult, counters: Counters | None = None) -> None:
+def _show_scan(
+    result: ScanResult,
+    counters: Counters | None = None,
+    zone: str | None = "UTC",
+    about: str | None = None,
+) -> None:
     """A committed scan's answer for a person: the panel, or the plain line if drawing it
     fails (an admission that is not shown turns its holder away on the re-scan)."""
-    render.human_or_plain(lambda: _panel(result, counters), result.to_json())
+    render.human_or_plain(lambda: _panel(result, counters, zone, about), result.to_json())
+
+
+def _scan_context(ctx: typer.Context, result: ScanResult, event: str) -> tuple[str, str | None]:
+    """The gate event's zone and the ticket in words ("VIP (#7) · Ann Example", or the
+    other event for WRONG_EVENT), for one `validate` answer. Read after the scan was
+    committed, so a failure here must not hide the answer: it falls back to UTC and ids."""
+    from .. import events
+    from ..tickets import get_by_code
+
+    try:
+        s = session(ctx)
+        zone = events.brief(s, event)["timezone"]
+        if result.ticket_id is None:
+            return zone, None
+        ticket = get_by_code(s.conn, result.code)
+        if ticket is None:
+            return zone, None
+        if result.result == "WRONG_EVENT":
+            return zone, f"for {render.named(ticket['event_name'], ticket['event_id'])}"
+        holder = ticket.get("buyer") or ticket.get("email")
+        about = render.named(ticket["type_name"], ticket["ticket_type_id"])
+        return zone, f"{about} · {holder}" if holder else about
+    except Exception:  # noqa: BLE001 - the committed answer matters more than its names
+        return "UTC", None
 
 
 @app.command(
@@ -111,10 +154,12 @@ def validate_cmd(
     result = validate(session(ctx), code, event, gate=gate, dry_run=dry_run)
     if is_json(ctx):
         render.emit_json(result.to_json())
-    elif sys.stdout.isatty():
-        _show_scan(result)
+        raise typer.Exit(result.exit_code)
+    zone, about = _scan_context(ctx, result, event)
+    if sys.stdout.isatty():
+        _show_scan(result, zone=zone, about=about)
     else:
-        render.line(_line(result))
+        render.line(_line(result, zone, about))
     raise typer.Exit(result.exit_code)
 
 
@@ -318,11 +363,19 @@ def checkin_undo(
     from ..checkin import undo
 
     done = undo(session(ctx), code, event, reason=reason)
-    output(
-        ctx,
-        done,
-        lambda: render.line(f"ticket {done['ticket_id']} ({done['code']}) is no longer checked in"),
-    )
+
+    def human() -> None:
+        from .. import events
+
+        zone = events.brief(session(ctx), event)["timezone"]
+        render.line(
+            f"ticket {done['ticket_id']} ({done['code']}) is no longer checked in (it was"
+            f" admitted {render.moment(done['was_checked_in_at'], zone)}"
+            f" at gate {done['gate'] or '-'})",
+            wrap=True,
+        )
+
+    output(ctx, done, human)
 
 
 def _ticket_or_fail(ctx: typer.Context, code: str) -> dict[str, Any]:
@@ -346,15 +399,28 @@ def ticket_show(ctx: typer.Context, code: Annotated[str, typer.Argument(metavar=
     ticket = _ticket_or_fail(ctx, code)
 
     def human() -> None:
+        from .. import clock, events
+
+        zone = ticket.get("timezone") or events.brief(session(ctx), ticket["event_id"])["timezone"]
+        holder = " ".join(x for x in (ticket.get("buyer"), ticket.get("email")) if x)
+        checked = ticket["checked_in_at"]
         render.fields(
             f"Ticket {ticket['id']}",
             [
                 ("code", ticket["code"]),
-                ("event", f"{ticket['event_name']} ({ticket['starts_at']})"),
-                ("type", ticket["type_name"]),
+                ("event", render.named(ticket["event_name"], ticket["event_id"])),
+                ("starts", clock.local_text(ticket["starts_at"], zone, weekday=True)),
+                *([("venue", ticket["venue"])] if ticket.get("venue") else []),
+                ("type", render.named(ticket["type_name"], ticket["ticket_type_id"])),
+                ("holder", holder or "walk-in"),
                 ("order", ticket["order_id"]),
                 ("status", ticket["status"]),
-                ("checked in", ticket["checked_in_at"] or "-"),
+                (
+                    "checked in",
+                    f"{clock.local_text(checked, zone)} at gate {ticket['checked_in_gate'] or '-'}"
+                    if checked
+                    else "-",
+                ),
             ],
             style="green" if ticket["status"] == "valid" else "red",
         )
@@ -420,51 +486,49 @@ def report_cmd(
 
 
 def _show_report(data: dict[str, Any]) -> None:
+    from .. import clock
+    from ..render import Col, Named, When
+
     event, cur = data["event"], data["event"]["currency"]
+    zone = event.get("timezone")
     render.table(
-        f"Report: {event['name']} ({event['starts_at']})",
-        ("type", "capacity", "sold", "held", "available", "revenue", "checked in"),
+        f"Report · event {event['id']} · {clock.local_text(event['starts_at'], zone, weekday=True)}"
+        f" · {render.safe_text(event['name'])}",
+        (Col("type", min_width=10), Col("seats", "num", drop=2), Col("sold", "num"),
+         Col("held", "num", drop=1), Col("free", "num"), Col("revenue", "money"),
+         Col("in", "num")),
         [
             *[
-                [
-                    r["name"],
-                    r["capacity"],
-                    r["sold"],
-                    r["held"],
-                    r["available"],
-                    f"{r['revenue']} {cur}",
-                    r["checked_in"],
-                ]
+                [Named(r["name"], r["id"]), r["capacity"], r["sold"], r["held"], r["available"],
+                 f"{r['revenue']} {cur}", r["checked_in"]]
                 for r in data["ticket_types"]
             ],
-            [
-                "TOTAL",
-                *(data["totals"][k] for k in ("capacity", "sold", "held", "available")),
-                f"{data['totals']['revenue']} {cur}",
-                data["totals"]["checked_in"],
-            ],
+            ["TOTAL", *(data["totals"][k] for k in ("capacity", "sold", "held", "available")),
+             f"{data['totals']['revenue']} {cur}", data["totals"]["checked_in"]],
         ],
-        numeric=("capacity", "sold", "held", "available", "revenue", "checked in"),
-    )
+    )  # fmt: skip
     render.table(
-        "Scans", list(data["scans"]), [list(data["scans"].values())], numeric=list(data["scans"])
+        "Scans",
+        (Col("result", "word"), Col("scans", "num")),
+        [[result, n] for result, n in data["scans"].items()],
     )
     buckets = data["admissions_per_15min"]
     if buckets:
         top = max(b["admitted"] for b in buckets)
+        bar = max(5, min(30, render.console().width - 40))
         render.table(
             "Admissions per 15 minutes",
-            ("from", "admitted", ""),
+            (Col("from", "time", shorten=1), Col("admitted", "num"), Col("", "word")),
             [
-                [b["start"], b["admitted"], "█" * max(1, round(30 * b["admitted"] / top))]
+                [When(b["start"], zone), b["admitted"],
+                 "█" * max(1, round(bar * b["admitted"] / top))]
                 for b in buckets
             ],
-            numeric=("admitted",),
-        )
+        )  # fmt: skip
     if data["multi_gate_codes"]:
         render.table(
             "Codes tried at several gates",
-            ("ticket", "gates", "attempts"),
+            (Col("ticket", "word"), Col("gates", "long"), Col("attempts", "num")),
             [
                 [m["ticket_id"] or f"unknown {m['code']}", ", ".join(m["gates"]), m["attempts"]]
                 for m in data["multi_gate_codes"]
