@@ -22,6 +22,7 @@ from . import audit, clock, faults, idempotency, inventory, money, payments, tic
 from . import validation as v
 from .db import savepoint, snapshot, transaction, translate
 from .errors import ErrorCode, TicketHubError, invalid, invalid_state, not_found
+from .idempotency import Lease
 from .order_requests import OrderRequest, normal_pay, parse_hold_minutes
 from .session import Session
 
@@ -367,10 +368,10 @@ def default_hold_minutes(s: Session) -> float:
 
 
 def _reserve(
-    s: Session, req: OrderRequest, key: str, fp: str, *, op: str
+    s: Session, req: OrderRequest, key: str, fp: str, *, op: str, lease: Lease | None = None
 ) -> tuple[int, _Attempt | None]:
     """Phase (a), inside the caller's transaction: validate against the inventory and hold.
-    Returns the order and, for a purchase, its payment attempt."""
+    Returns the order and, for a purchase (whose key `lease` holds), its payment attempt."""
     conn = s.conn
     ids = [i.ticket_type_id for i in req.items]
     marks = ",".join("?" * len(ids))
@@ -438,7 +439,7 @@ def _reserve(
         ],
     )
     audit.record(conn, s.operator, "order", order_id, "create", to_state="PENDING", reason=op)
-    idempotency.insert(conn, key, fp, order_id, finished=(op == "create"))
+    idempotency.insert(conn, key, fp, order_id, lease=lease if op == "purchase" else None)
     if op != "purchase":
         return order_id, None
     assert req.pay is not None
@@ -464,7 +465,9 @@ def _mismatch(key: str, order_id: int | None) -> TicketHubError:
     )
 
 
-def _claim_existing(s: Session, rec: idempotency.KeyRecord, fp: str) -> Literal["replay", "resume"]:
+def _claim_existing(
+    s: Session, rec: idempotency.KeyRecord, fp: str, lease: Lease
+) -> Literal["replay", "resume"]:
     """Inside phase (a)'s transaction: what to do with a key we have seen before."""
     if not idempotency.same_request(rec, fp):
         raise _mismatch(rec.key, rec.order_id)
@@ -475,14 +478,14 @@ def _claim_existing(s: Session, rec: idempotency.KeyRecord, fp: str) -> Literal[
     if row["status"] != "PENDING":  # finished by reconcile or a callback meanwhile
         finish_key(s.conn, row["id"])
         return "replay"
-    if idempotency.holder_alive(rec, clock.now_us()):
+    if idempotency.holder_alive(rec, clock.now_us(), lease):
         raise TicketHubError(
             ErrorCode.IN_PROGRESS,
             f"order {rec.order_id} for key {rec.key!r} is still being processed",
             order_id=rec.order_id,
             hint="retry in a moment",
         )
-    idempotency.claim(s.conn, rec.key)
+    idempotency.claim(s.conn, rec.key, lease)
     return "resume"
 
 
@@ -522,32 +525,34 @@ def _attempt_for(s: Session, order_id: int, req: OrderRequest) -> int:
     return payments.open_attempt(s.conn, order_id, req.pay, row["total_minor"], req.card)[0]
 
 
-def _begin_purchase(s: Session, req: OrderRequest) -> _Plan:
-    """Phase (a), inside the caller's transaction: a new reservation, a replay of a finished
-    key, or the resumption of a key whose worker died."""
+def _begin_purchase(s: Session, req: OrderRequest, lease: Lease) -> _Plan:
+    """Phase (a), inside the caller's transaction: a new reservation (its key held by
+    `lease`), a replay of a finished key, or the resumption of a key whose worker died."""
     if req.pay is None:
         raise invalid("--pay is required: card (with --card NUMBER) or cash")
     key = req.idempotency_key or idempotency.generate_key()
     fp = req.fingerprint("purchase")
     rec = idempotency.get(s.conn, key)
     if rec is None:
-        oid, fresh = _reserve(s, req, key, fp, op="purchase")
+        oid, fresh = _reserve(s, req, key, fp, op="purchase", lease=lease)
         assert fresh is not None
         return _Plan(req, key, oid, payment_id=fresh.id, fresh=fresh)
-    if _claim_existing(s, rec, fp) == "replay":
+    if _claim_existing(s, rec, fp, lease) == "replay":
         return _Plan(req, key, rec.order_id, True, idempotency.get(s.conn, key))
     assert rec.order_id is not None
     return _Plan(req, key, rec.order_id, True, payment_id=_attempt_for(s, rec.order_id, req))
 
 
 def purchase(s: Session, req: OrderRequest) -> OrderResult:
-    """Reserve, charge and issue in one call; safe to retry with the same key."""
-    with transaction(s.conn):
-        plan = _begin_purchase(s, req)
-    if plan.replay is not None:
-        return _replay(s, plan.replay)
-    faults.point("after_reserve")
-    return _complete(s, plan)
+    """Reserve, charge and issue in one call; safe to retry with the same key. The call is
+    one unit of work: its key is leased to it alone until it returns."""
+    with Lease() as lease:
+        with transaction(s.conn):
+            plan = _begin_purchase(s, req, lease)
+        if plan.replay is not None:
+            return _replay(s, plan.replay)
+        faults.point("after_reserve")
+        return _complete(s, plan)
 
 
 def purchase_many(s: Session, reqs: list[OrderRequest]) -> list[OrderResult | TicketHubError]:
@@ -562,14 +567,15 @@ def purchase_many(s: Session, reqs: list[OrderRequest]) -> list[OrderResult | Ti
     ones are settled."""
     outcomes: list[OrderResult | TicketHubError] = []
     rest = list(reqs)
-    while rest:
-        done, rest = _purchase_group(s, rest)
-        outcomes.extend(done)
+    with Lease() as lease:  # one unit of work: its keys are distinct
+        while rest:
+            done, rest = _purchase_group(s, rest, lease)
+            outcomes.extend(done)
     return outcomes
 
 
 def _purchase_group(
-    s: Session, reqs: list[OrderRequest]
+    s: Session, reqs: list[OrderRequest], lease: Lease
 ) -> tuple[list[OrderResult | TicketHubError], list[OrderRequest]]:
     """One group: the answers for a prefix of `reqs`, and the requests left for the next."""
     outcomes: list[OrderResult | TicketHubError | None] = []
@@ -579,7 +585,7 @@ def _purchase_group(
         for i, req in enumerate(reqs):
             try:
                 with savepoint(c):
-                    plans[i] = _begin_purchase(s, req)
+                    plans[i] = _begin_purchase(s, req, lease)
                 outcomes.append(None)
             except TicketHubError as err:
                 if err.code == ErrorCode.SOLD_OUT and any(p.replay is None for p in plans.values()):
@@ -679,6 +685,11 @@ def pay_order(s: Session, order_id: object, *, pay: str | None, card: str | None
     if pay == "cash" and card:
         raise invalid("--card goes with --pay card")
     card_digits = v.card_number(card) if pay == "card" else None
+    with Lease() as lease:  # the call is one unit of work, its lease its own
+        return _pay(s, oid, pay, card_digits, lease)
+
+
+def _pay(s: Session, oid: int, pay: str, card_digits: str | None, lease: Lease) -> OrderResult:
     order_row(s.conn, oid)  # NOT_FOUND before anyone is asked anything
     earlier = resolve_open_payment(s, oid, mode="pay", reason="earlier payment found captured")
     with transaction(s.conn) as c:
@@ -708,11 +719,11 @@ def pay_order(s: Session, order_id: object, *, pay: str | None, card: str | None
             )
         rec = idempotency.for_order(c, oid)
         assert rec is not None
-        if idempotency.holder_alive(rec, clock.now_us()):
+        if idempotency.holder_alive(rec, clock.now_us(), lease):
             raise TicketHubError(
                 ErrorCode.IN_PROGRESS, f"order {oid} is being paid right now", order_id=oid
             )
-        idempotency.claim(c, rec.key)
+        idempotency.claim(c, rec.key, lease)
         c.execute(
             "UPDATE orders SET pay_method = ?, updated_at = ? WHERE id = ?",
             (pay, clock.now_text(), oid),

@@ -1,0 +1,186 @@
+"""Services shared between requests in one process (the prerequisites of `serve`): each
+unit of work holds its own idempotency lease, settings travel with the session, errors
+carry codes and fields that each transport maps, and no transport touches the connection."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+from typing import Any
+
+import pytest
+from support import OK_CARD, count, healthy, seed
+
+import tickethub_cli as th
+from tickethub_cli import orders
+from tickethub_cli.errors import ErrorCode, TicketHubError
+
+
+@pytest.fixture
+def shop(tmp_path):
+    db = str(tmp_path / "shop.db")
+    return db, seed(db)
+
+
+def _card_request(ids: dict[str, int], key: str) -> orders.OrderRequest:
+    return orders.OrderRequest.parse(
+        items=[f"{ids['ga']}:1"], pay="card", card=OK_CARD, idempotency_key=key
+    )
+
+
+# ------------------------------------------------------------------ one lease per unit of work
+
+
+def test_a_key_in_flight_in_this_process_is_in_progress_for_another_unit_of_work(shop):
+    """Two requests in one server process with one key: the second used to count as the
+    same worker (`host:pid`) and resume the order the first was still charging."""
+    db, ids = shop
+    entered, go = threading.Event(), threading.Event()
+    done: dict[str, Any] = {}
+
+    def first_request() -> None:
+        s = th.open_session(db, operator="web-1")
+        real = s.provider.charge
+
+        def slow_charge(*args: Any, **kw: Any) -> Any:
+            entered.set()
+            assert go.wait(30)
+            return real(*args, **kw)
+
+        s.provider.charge = slow_charge  # type: ignore[method-assign]
+        try:
+            done["result"] = orders.purchase(s, _card_request(ids, "K-shared"))
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            done["error"] = exc
+        finally:
+            s.close()
+
+    worker = threading.Thread(target=first_request)
+    worker.start()
+    try:
+        assert entered.wait(30)
+        second = th.open_session(db, operator="web-2")
+        try:
+            with pytest.raises(TicketHubError) as busy:
+                orders.purchase(second, _card_request(ids, "K-shared"))
+        finally:
+            second.close()
+    finally:
+        go.set()
+        worker.join(30)
+    assert busy.value.code == ErrorCode.IN_PROGRESS, busy.value
+    assert "error" not in done, done
+    assert done["result"].order["status"] == "PAID"
+    assert count(db, "SELECT count(*) FROM payments") == 1  # never a second attempt
+    again = th.open_session(db)
+    try:
+        replay = orders.purchase(again, _card_request(ids, "K-shared"))
+    finally:
+        again.close()
+    assert replay.replayed and replay.order["id"] == done["result"].order["id"]
+    healthy(db)
+
+
+def test_a_unit_of_work_that_ended_mid_flow_is_resumed_at_once_in_the_same_process(shop):
+    """A request that failed after the charge (its lease still in the row) is over: a retry
+    in the same process resumes at once, as after its process died, and charges nothing new."""
+    from tickethub_cli import faults
+
+    db, ids = shop
+    s = th.open_session(db)
+    try:
+        faults.arm("busy_after_charge")
+        try:
+            with pytest.raises(TicketHubError) as busy:
+                orders.purchase(s, _card_request(ids, "K-mid"))
+        finally:
+            faults.arm("")
+        assert busy.value.code == ErrorCode.DB_BUSY
+        holder = count(db, "SELECT locked_by FROM idempotency_keys WHERE key = 'K-mid'")
+        assert holder and holder.startswith(f"{socket.gethostname()}:{os.getpid()}:")
+        again = orders.purchase(s, _card_request(ids, "K-mid"))
+    finally:
+        s.close()
+    assert again.order["status"] == "PAID"
+    assert count(db, "SELECT count(*) FROM mockpay_charges WHERE status = 'captured'") == 1
+    healthy(db)
+
+
+def _hold_key(db: str, key: str, holder: str, *, seconds: float = 30) -> None:
+    """Leave `key` mid-flow (seats held, attempt open) with `holder` in its lease."""
+    from tickethub_cli import clock
+
+    conn = __import__("sqlite3").connect(db)
+    try:
+        conn.execute(
+            "UPDATE idempotency_keys SET locked_by = ?, locked_until_us = ? WHERE key = ?",
+            (holder, clock.now_us() + int(seconds * 1_000_000), key),
+        )
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def _reserved(db: str, ids: dict[str, int], key: str) -> None:
+    """A purchase whose process died right after reserving (a real process, killed)."""
+    from support import proc
+
+    args = ["purchase", "-i", f"{ids['ga']}:1", "--pay", "card", "--card", OK_CARD, "-k", key]
+    assert proc(db, *args, env={"TICKETHUB_FAULT": "after_reserve"}).code == 137
+
+
+@pytest.mark.parametrize(
+    ("holder", "outcome"),
+    [
+        ("live-old", ErrorCode.IN_PROGRESS),  # `host:pid` of a live process (version 1 row)
+        ("dead-old", "PAID"),  # `host:pid` of a process that is gone: resumed at once
+        ("live-new", ErrorCode.IN_PROGRESS),  # `host:pid:token` of a live process
+        ("dead-new", "PAID"),
+        ("other-host", ErrorCode.IN_PROGRESS),  # another host: its lease is trusted
+        ("other-host-old", ErrorCode.IN_PROGRESS),
+    ],
+)
+def test_lease_holders_old_and_new_are_read_alike(shop, holder, outcome):
+    db, ids = shop
+    _reserved(db, ids, "K-lease")
+    host = socket.gethostname()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    try:
+        token = {
+            "live-old": f"{host}:{sleeper.pid}",
+            "dead-old": f"{host}:{gone.pid}",
+            "live-new": f"{host}:{sleeper.pid}:0a1b2c3d",
+            "dead-new": f"{host}:{gone.pid}:0a1b2c3d",
+            "other-host": f"not-{host}:{os.getpid()}:0a1b2c3d",
+            "other-host-old": f"not-{host}:{os.getpid()}",
+        }[holder]
+        _hold_key(db, "K-lease", token)
+        s = th.open_session(db)
+        try:
+            if isinstance(outcome, ErrorCode):
+                with pytest.raises(TicketHubError) as err:
+                    orders.purchase(s, _card_request(ids, "K-lease"))
+                assert err.value.code == outcome
+            else:
+                assert orders.purchase(s, _card_request(ids, "K-lease")).order["status"] == outcome
+        finally:
+            s.close()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_an_expired_lease_of_another_host_is_resumed(shop):
+    db, ids = shop
+    _reserved(db, ids, "K-expired")
+    _hold_key(db, "K-expired", f"not-{socket.gethostname()}:1:ff", seconds=-1)
+    s = th.open_session(db)
+    try:
+        assert orders.purchase(s, _card_request(ids, "K-expired")).order["status"] == "PAID"
+    finally:
+        s.close()
