@@ -184,3 +184,90 @@ def test_an_expired_lease_of_another_host_is_resumed(shop):
         assert orders.purchase(s, _card_request(ids, "K-expired")).order["status"] == "PAID"
     finally:
         s.close()
+
+
+# ------------------------------------------------------------------ settings, not process state
+
+PACKAGE = os.path.join(os.path.dirname(th.__file__))
+
+
+def _sources() -> list[tuple[str, str]]:
+    found = []
+    for folder, _, files in os.walk(PACKAGE):
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                with open(path, encoding="utf-8") as fh:
+                    found.append((os.path.relpath(path, PACKAGE), fh.read()))
+    return found
+
+
+def test_only_settings_reads_the_environment():
+    readers = [
+        rel
+        for rel, text in _sources()
+        if any(word in text for word in ("os.environ", "getenv", "environ.get", "environb"))
+    ]
+    assert readers == ["settings.py"], readers
+
+
+def test_no_module_keeps_the_current_database_in_a_global():
+    from tickethub_cli import db
+
+    assert not hasattr(db, "_current_path")
+
+
+def test_two_sessions_in_one_process_keep_their_own_settings(tmp_path, monkeypatch):
+    """Each session carries its own settings: the file its errors name and its busy budget,
+    whatever another session opened later, or the environment, says."""
+    import sqlite3
+
+    from tickethub_cli import db
+    from tickethub_cli.settings import Settings
+
+    a, b = str(tmp_path / "a.db"), str(tmp_path / "b.db")
+    seed(a)
+    seed(b)
+    first = th.open_session(Settings(db_path=a, busy_timeout_s=0.05), operator="one")
+    second = th.open_session(Settings(db_path=b, busy_timeout_s=5), operator="two")
+    monkeypatch.setenv("TICKETHUB_BUSY_TIMEOUT", "3600")  # read at start-up only
+    holder = sqlite3.connect(a, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(TicketHubError) as busy, db.transaction(first.conn):
+            pass
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert busy.value.code == ErrorCode.DB_BUSY and "0.05 s" in busy.value.message
+    lost = db.translate(sqlite3.OperationalError("disk I/O error"), first.conn)
+    assert a in lost.message and b not in lost.message
+    assert (first.operator, second.operator) == ("one", "two")
+    assert first.settings.db_path == a and second.settings.db_path == b
+    first.close()
+    second.close()
+
+
+def test_the_webhook_secret_comes_from_the_session_settings(shop, monkeypatch):
+    from tickethub_cli import callbacks
+    from tickethub_cli.settings import Settings
+
+    db, ids = shop
+    monkeypatch.delenv("TICKETHUB_WEBHOOK_SECRET", raising=False)
+    with th.open_session(Settings(db_path=db, webhook_secret="s3cret")) as s:
+        oid = orders.create_order(
+            s, orders.OrderRequest.parse(items=[f"{ids['ga']}:1"], require_pay=False)
+        ).order["id"]
+        body = b'{"id": "cb1", "order_id": %d, "status": "failed", "amount_minor": 2000}' % oid
+        order = callbacks.handle(s, body, callbacks.sign(body, "s3cret"))
+    assert order["status"] == "FAILED"
+    with th.open_session(db) as s, pytest.raises(TicketHubError) as missing:
+        callbacks.handle(s, body, callbacks.sign(body, "s3cret"))
+    assert missing.value.code == ErrorCode.INVALID_INPUT
+
+
+def test_a_session_closes_twice_and_as_a_context(shop):
+    db, _ = shop
+    with th.open_session(db) as s:
+        assert s.provider is not None
+    s.close()

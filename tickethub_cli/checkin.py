@@ -161,7 +161,7 @@ class Gate:
         except TicketHubError as err:
             busy = err
         except sqlite3.OperationalError as exc:  # busy at COMMIT, after the same budget
-            busy = translate(exc)
+            busy = translate(exc, self.s.conn)
         if busy.code is not ErrorCode.DB_BUSY:
             raise busy
         error = {"code": str(busy.code), "message": f"{busy.message}; scan again"}

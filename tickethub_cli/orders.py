@@ -607,7 +607,7 @@ def _purchase_group(
                     settled[i] = _settle_in_tx(s, p, charges[i])
     except (TicketHubError, sqlite3.Error) as exc:
         for i, p in live.items():
-            outcomes[i] = _after_charge_failure(p, exc)
+            outcomes[i] = _after_charge_failure(s, p, exc)
         live = {}
     for i, p in plans.items():
         if outcomes[i] is not None:
@@ -761,14 +761,16 @@ def _complete(s: Session, plan: _Plan) -> OrderResult:
             faults.busy_point("busy_after_charge")
             order = _settle_in_tx(s, plan, result)
     except (TicketHubError, sqlite3.Error) as exc:
-        raise _after_charge_failure(plan, exc) from None
+        raise _after_charge_failure(s, plan, exc) from None
     return _finish(s, plan, result, order)
 
 
-def _after_charge_failure(plan: _Plan, exc: TicketHubError | sqlite3.Error) -> TicketHubError:
+def _after_charge_failure(
+    s: Session, plan: _Plan, exc: TicketHubError | sqlite3.Error
+) -> TicketHubError:
     """The settlement failed after the provider may have taken money: never say that nothing
     changed. Name the order and the key; a retry with the key finishes without a new charge."""
-    err = exc if isinstance(exc, TicketHubError) else translate(exc)
+    err = exc if isinstance(exc, TicketHubError) else translate(exc, s.conn)
     return TicketHubError(
         err.code,
         f"order {plan.order_id}: a payment may have been taken, but recording it failed"

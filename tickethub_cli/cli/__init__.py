@@ -7,7 +7,6 @@ error becomes one line (or a JSON object) on stderr and its exit code; a bug bec
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import sys
 import traceback
@@ -26,8 +25,9 @@ _FLAG_OPTIONS = {"--json", "--debug"}
 
 def _prescan(argv: Sequence[str]) -> tuple[bool, bool]:
     """Find --json / --debug among the global options, before the parser has run."""
-    as_json = os.environ.get("TICKETHUB_JSON", "").strip().lower() in {"1", "true", "yes", "on"}
-    debug = os.environ.get("TICKETHUB_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
+    from ..settings import env_flag
+
+    as_json, debug = env_flag("TICKETHUB_JSON"), env_flag("TICKETHUB_DEBUG")
     skip = False
     for token in argv:
         if skip:
@@ -42,6 +42,24 @@ def _prescan(argv: Sequence[str]) -> tuple[bool, bool]:
         elif not token.startswith("-"):
             break
     return as_json, debug
+
+
+def _db_of(argv: Sequence[str]) -> str:
+    """The database a command names (for an SQLite error that escaped with no file named):
+    --db among the global options, else TICKETHUB_DB or the default."""
+    from ..settings import db_path_from_env
+
+    found, skip = None, False
+    for i, token in enumerate(argv):
+        if skip:
+            skip = False
+        elif token in _VALUE_OPTIONS:
+            skip = True
+            if token == "--db" and i + 1 < len(argv):
+                found = argv[i + 1]
+        elif not token.startswith("-"):
+            break
+    return found or db_path_from_env()
 
 
 def _usage_error(exc: typer.TyperException) -> TicketHubError:
@@ -147,7 +165,7 @@ class TicketHubGroup(TyperGroup):
         except sqlite3.Error as exc:
             from ..db import translate
 
-            err = translate(exc)
+            err = translate(exc, _db_of(argv))
             if debug:
                 traceback.print_exc()
             render.error(err, as_json=as_json)

@@ -69,7 +69,7 @@ def batch_cmd(
                 if progress is not None and task is not None:
                     progress.advance(task)
     except (TicketHubError, sqlite3.Error) as exc:
-        err = exc if isinstance(exc, TicketHubError) else translate(exc)
+        err = exc if isinstance(exc, TicketHubError) else translate(exc, s.conn)
         if summary.rows == 0:
             raise err from None
         _finish(as_json, summary)  # what ran is committed: say so before failing
