@@ -271,3 +271,113 @@ def test_a_session_closes_twice_and_as_a_context(shop):
     with th.open_session(db) as s:
         assert s.provider is not None
     s.close()
+
+
+# ------------------------------------------------------------------ errors: codes and fields
+
+
+def _string_constants(text: str) -> list[str]:
+    """Every string literal of a module but its docstrings."""
+    import ast
+
+    tree = ast.parse(text)
+    docs = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs
+    ]
+
+
+def test_no_domain_message_names_a_cli_flag():
+    import re
+
+    flag = re.compile(r"(^|[\s`'\"(])--[a-z]")
+    named = {
+        rel: hits
+        for rel, text in _sources()
+        if not rel.startswith("cli") and rel != "render.py"
+        for hits in [[c for c in _string_constants(text) if flag.search(c)]]
+        if hits
+    }
+    assert named == {}, named
+
+
+def test_exit_codes_live_in_the_cli_only():
+    from tickethub_cli import checkin, errors
+    from tickethub_cli.cli import errors as shown
+
+    assert not hasattr(errors, "EXIT_CODES") and not hasattr(errors.TicketHubError, "exit_code")
+    assert not hasattr(checkin.ScanResult, "exit_code")
+    assert set(shown.EXIT_CODES) == set(ErrorCode)
+    assert set(shown.RESULT_EXIT_CODES) == set(checkin.RESULTS)
+
+
+def test_an_error_names_its_field_and_each_transport_spells_it():
+    from tickethub_cli.cli import errors as shown
+
+    with pytest.raises(TicketHubError) as missing:
+        orders.OrderRequest.parse(items=["1:1"])
+    err = missing.value
+    assert (err.code, err.field) == (ErrorCode.INVALID_INPUT, "pay")
+    assert err.message == "pay is required: card (with card NUMBER) or cash"
+    assert shown.message(err) == "--pay is required: card (with --card NUMBER) or cash"
+    assert err.to_dict(lambda f: f'"{f}"')["message"].startswith('"pay" is required')
+
+
+def test_after_a_charge_the_error_carries_what_a_retry_needs_and_the_cli_its_hint(shop):
+    from tickethub_cli import faults
+    from tickethub_cli.cli import errors as shown
+
+    db, ids = shop
+    with th.open_session(db) as s:
+        faults.arm("busy_after_charge")
+        try:
+            with pytest.raises(TicketHubError) as busy:
+                orders.purchase(s, _card_request(ids, "K-hint"))
+        finally:
+            faults.arm("")
+    err = busy.value
+    assert err.details == {"idempotency_key": "K-hint", "payment_may_exist": True}
+    assert err.order_id is not None and "--" not in (err.hint or "")
+    cli_hint = shown.as_dict(err)["hint"]
+    assert "--idempotency-key K-hint" in cli_hint
+    assert f"`tickethub reconcile --order {err.order_id}`" in cli_hint
+
+
+# ------------------------------------------------------------------ no transport touches conn
+
+
+def test_no_cli_command_touches_the_connection():
+    import re
+
+    touching = [
+        rel
+        for rel, text in _sources()
+        if rel.startswith("cli") and re.search(r"\.conn\b|sqlite3\.connect", text)
+    ]
+    assert touching == [], touching
+
+
+def test_ticket_show_is_a_service(shop):
+    from support import buy
+
+    from tickethub_cli import tickets
+
+    db, ids = shop
+    with th.open_session(db) as s:
+        code = buy(s, [f"{ids['ga']}:1"]).order["tickets"][0]["code"]
+        assert tickets.show(s, code.lower())["code"] == code
+        with pytest.raises(TicketHubError) as bad:
+            tickets.show(s, "nope")
+        assert (bad.value.code, bad.value.field) == (ErrorCode.INVALID_INPUT, "code")
+        with pytest.raises(TicketHubError) as unknown:
+            tickets.show(s, "K7QF-3M2A-98XC-TP4D-ZN6W-R2BE")
+        assert unknown.value.code in (ErrorCode.NOT_FOUND, ErrorCode.INVALID_INPUT)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -38,7 +38,8 @@ class RowResult:
     ok: bool
     replayed: bool = False
     order: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None  # the error object (as the caller's transport shows it)
+    failure: TicketHubError | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -278,17 +279,17 @@ def _prepare(row: Row) -> tuple[str | None, orders.OrderRequest | None, RowResul
         key = str(row.data["idempotency_key"])
     if row.problem is not None or row.data is None:
         err = TicketHubError(ErrorCode.INVALID_INPUT, row.problem or "unreadable row")
-        return key, None, RowResult(row.number, key, False, error=err.to_dict())
+        return key, None, RowResult(row.number, key, False, error=err.to_dict(), failure=err)
     try:
         req = _request(row.data)
     except TicketHubError as err:
-        return key, None, RowResult(row.number, key, False, error=err.to_dict())
+        return key, None, RowResult(row.number, key, False, error=err.to_dict(), failure=err)
     return req.idempotency_key, req, None  # the normalised key: "K1 " and "K1" are one
 
 
 def _as_row_result(number: int, key: str | None, outcome: Any) -> RowResult:
     if isinstance(outcome, TicketHubError):
-        return RowResult(number, key, False, error=outcome.to_dict())
+        return RowResult(number, key, False, error=outcome.to_dict(), failure=outcome)
     return RowResult(number, key, True, outcome.replayed, order=outcome.order)
 
 
@@ -310,11 +311,26 @@ def _run_group(
 
 
 def run(
-    s: Session, stream: BinaryIO, *, stop_on_error: bool = False, group_size: int = 1
+    s: Session,
+    stream: BinaryIO,
+    *,
+    stop_on_error: bool = False,
+    group_size: int = 1,
+    show_error: Callable[[TicketHubError], dict[str, Any]] | None = None,
 ) -> Iterator[RowResult]:
     """Yield each row's result once it is final, in input order. With group_size > 1,
     consecutive rows share their commits (a row whose key repeats one in the group starts a
-    new group); every result is still committed before it is yielded."""
+    new group); every result is still committed before it is yielded. `show_error` makes a
+    failed row's error object the way the caller's transport shows errors."""
+    for result in _results(s, stream, stop_on_error=stop_on_error, group_size=group_size):
+        if show_error is not None and result.failure is not None:
+            result.error = show_error(result.failure)
+        yield result
+
+
+def _results(
+    s: Session, stream: BinaryIO, *, stop_on_error: bool, group_size: int
+) -> Iterator[RowResult]:
     group: list[tuple[Row, str | None, orders.OrderRequest | None, RowResult | None]] = []
     keys: set[str] = set()
     for row in read_rows(stream):

@@ -143,7 +143,8 @@ def connect(path: str, busy_budget_s: float | None = None) -> Connection:
         raise TicketHubError(
             ErrorCode.NOT_FOUND,
             f"database {path} not found",
-            hint="create it with `tickethub --db PATH init`",
+            field="db",
+            hint="create it first (init)",
         )
     _require_regular_file(path)
     try:
@@ -173,7 +174,8 @@ def _require_regular_file(path: str) -> None:
         raise TicketHubError(
             ErrorCode.DB_ERROR,
             f"{path} is not a regular file (a device, pipe or socket), so not a database",
-            hint="point --db at a database file, or create one with `tickethub init`",
+            field="db",
+            hint="name a database file, or create one (init)",
         )
 
 

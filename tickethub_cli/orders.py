@@ -21,9 +21,15 @@ from typing import Any, Literal
 from . import audit, clock, faults, idempotency, inventory, money, payments, tickets
 from . import validation as v
 from .db import savepoint, snapshot, transaction, translate
-from .errors import ErrorCode, TicketHubError, invalid, invalid_state, not_found
+from .errors import ErrorCode, TicketHubError, invalid, invalid_state, not_found, ref
 from .idempotency import Lease
-from .order_requests import OrderRequest, normal_pay, parse_hold_minutes
+from .order_requests import (
+    CARD_WITHOUT_CARD_PAY,
+    PAY_REQUIRED,
+    OrderRequest,
+    normal_pay,
+    parse_hold_minutes,
+)
 from .session import Session
 
 DEFAULT_HOLD_MINUTES = 15.0
@@ -133,7 +139,9 @@ def list_orders(
         where.append("o.status = ?")
         args.append(status)
     if limit is not None and not 1 <= limit <= 100_000:
-        raise invalid("--limit must be between 1 and 100000 (or give --all)")
+        raise invalid(
+            f"{ref('limit')} must be between 1 and 100000 (or give {ref('all')})", field="limit"
+        )
     with snapshot(s.conn) as c:
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         total = c.execute(f"SELECT count(*) FROM orders o {clause}", args).fetchone()[0]
@@ -159,7 +167,9 @@ def list_orders(
 def _cursor(value: object) -> int:
     text = str(value).strip()
     if not (text.isascii() and text.isdigit()) or len(text) > 18:
-        raise invalid(f"--cursor {text[:30]!r} is not one this command gave out")
+        raise invalid(
+            f"{ref('cursor')} {text[:30]!r} is not one this command gave out", field="cursor"
+        )
     return int(text)
 
 
@@ -529,7 +539,7 @@ def _begin_purchase(s: Session, req: OrderRequest, lease: Lease) -> _Plan:
     """Phase (a), inside the caller's transaction: a new reservation (its key held by
     `lease`), a replay of a finished key, or the resumption of a key whose worker died."""
     if req.pay is None:
-        raise invalid("--pay is required: card (with --card NUMBER) or cash")
+        raise invalid(PAY_REQUIRED, field="pay")
     key = req.idempotency_key or idempotency.generate_key()
     fp = req.fingerprint("purchase")
     rec = idempotency.get(s.conn, key)
@@ -681,9 +691,9 @@ def pay_order(s: Session, order_id: object, *, pay: str | None, card: str | None
     oid = v.parse_id(order_id, "order")
     pay = normal_pay(pay)
     if pay not in ("card", "cash"):
-        raise invalid("--pay must be card (with --card NUMBER) or cash")
+        raise invalid(f"{ref('pay')} must be card (with {ref('card')} NUMBER) or cash", field="pay")
     if pay == "cash" and card:
-        raise invalid("--card goes with --pay card")
+        raise invalid(CARD_WITHOUT_CARD_PAY, field="card")
     card_digits = v.card_number(card) if pay == "card" else None
     with Lease() as lease:  # the call is one unit of work, its lease its own
         return _pay(s, oid, pay, card_digits, lease)
@@ -714,8 +724,8 @@ def _pay(s: Session, oid: int, pay: str, card_digits: str | None, lease: Lease) 
                 ErrorCode.IN_PROGRESS,
                 f"another payment for order {oid} was started meanwhile; take no other payment",
                 order_id=oid,
-                hint=f"look at it with `tickethub order show {oid}`, or settle it with"
-                f" `tickethub reconcile --order {oid}`",
+                field="pay",
+                hint="look at the order, or reconcile it",
             )
         rec = idempotency.for_order(c, oid)
         assert rec is not None
@@ -776,8 +786,8 @@ def _after_charge_failure(
         f"order {plan.order_id}: a payment may have been taken, but recording it failed"
         f" ({err.message})",
         order_id=plan.order_id,
-        hint=f"do not take another payment; retry with --idempotency-key {plan.key} (it will"
-        f" not charge again), or run `tickethub reconcile --order {plan.order_id}`",
+        hint="do not take another payment; retry with the same idempotency key (it will not"
+        " charge again), or reconcile the order",
         details={"idempotency_key": plan.key, "payment_may_exist": True},
     )
 
@@ -816,9 +826,8 @@ def _finish(
             ErrorCode.PAYMENT_UNKNOWN,
             f"payment outcome for order {order_id} is unknown; its seats stay held",
             order_id=order_id,
-            hint=f"do not take another payment; retry with --idempotency-key {key}, or run"
-            f" `tickethub reconcile --order {order_id}`; to give up, `tickethub order cancel"
-            f" {order_id}` (it asks the provider first)",
+            hint="do not take another payment; retry with the same idempotency key, or"
+            " reconcile the order; to give up, cancel it (that asks the provider first)",
             details={"idempotency_key": key},
         )
     if order["status"] == "FAILED":
@@ -877,8 +886,9 @@ def _refuse_cancel(conn: sqlite3.Connection, row: sqlite3.Row, force: bool) -> N
         if admitted:
             raise invalid_state(
                 f"order {oid} has {admitted} ticket(s) already admitted at the gate;"
-                " cancel with --force to refund anyway (their seats stay used)",
+                f" cancel with {ref('force')} to refund anyway (their seats stay used)",
                 order_id=oid,
+                field="force",
             )
 
 

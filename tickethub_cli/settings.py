@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from .errors import invalid
+from .errors import invalid, ref
 
 # Ten years either way is plenty for drills and expiry tests, and keeps every time this
 # process stamps inside what datetime, SQLite integers and 4-digit years can represent.
@@ -184,7 +184,9 @@ def os_user() -> str:
 def _utf8_operator(name: str, source: str) -> str:
     if not is_utf8(name):
         raise invalid(
-            f"{source} is not UTF-8 text", hint="set --operator NAME or TICKETHUB_OPERATOR"
+            f"{source} is not UTF-8 text",
+            hint=f"set {ref('operator')} NAME or TICKETHUB_OPERATOR",
+            field="operator",
         )
     return name
 

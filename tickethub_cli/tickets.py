@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import clock, codes
+
+if TYPE_CHECKING:
+    from .session import Session
 
 
 def issue(
@@ -99,4 +102,18 @@ def get_by_code(conn: sqlite3.Connection, raw: str) -> dict[str, Any] | None:
         email=row["email"],
         buyer=row["buyer"],
     )
+    return ticket
+
+
+def show(s: Session, raw: str) -> dict[str, Any]:
+    """The ticket a code names, for a transport: INVALID_INPUT for a code that cannot be one
+    (mistyped), NOT_FOUND for one no ticket has."""
+    from . import codes as c
+    from .errors import invalid, not_found
+
+    if not c.is_well_formed(c.canonical(raw[:4096])):
+        raise invalid("not a well-formed ticket code (mistyped?)", field="code")
+    ticket = get_by_code(s.conn, raw)
+    if ticket is None:
+        raise not_found("ticket", c.pretty(c.canonical(raw)))
     return ticket

@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 
 from .. import render
 from ..errors import ErrorCode, TicketHubError
+from .errors import exit_code
 
 _VALUE_OPTIONS = {"--db", "--operator"}
 _FLAG_OPTIONS = {"--json", "--debug"}
@@ -148,14 +149,14 @@ class TicketHubGroup(TyperGroup):
             code = rv if isinstance(rv, int) else 0
         except TicketHubError as err:
             render.error(err, as_json=as_json)
-            code = err.exit_code
+            code = exit_code(err.code)
         except typer.TyperException as exc:
             if type(exc).__name__ == "NoArgsIsHelpError":
                 code = 2  # a group without its subcommand: Typer has printed its help
             else:
                 err = _usage_error(exc)
                 render.error(err, as_json=as_json)
-                code = err.exit_code
+                code = exit_code(err.code)
         except typer.Abort:
             render.error(TicketHubError(ErrorCode.USAGE, "aborted"), as_json=as_json)
             code = 130
@@ -169,7 +170,7 @@ class TicketHubGroup(TyperGroup):
             if debug:
                 traceback.print_exc()
             render.error(err, as_json=as_json)
-            code = err.exit_code
+            code = exit_code(err.code)
         except BrokenPipeError:
             sys.stderr.close()
             code = 1

@@ -14,6 +14,7 @@ import typer
 from .. import render
 from .base import app
 from .common import is_json, output, session
+from .errors import result_exit_code
 
 if TYPE_CHECKING:
     from ..checkin import Counters, ScanResult
@@ -112,7 +113,7 @@ def validate_cmd(
         _show_scan(result)
     else:
         render.line(_line(result))
-    raise typer.Exit(result.exit_code)
+    raise typer.Exit(result_exit_code(result.result))
 
 
 @app.command(
@@ -247,16 +248,9 @@ def checkin_undo(
 
 
 def _ticket_or_fail(ctx: typer.Context, code: str) -> dict[str, Any]:
-    from .. import codes
-    from ..errors import invalid, not_found
-    from ..tickets import get_by_code
+    from ..tickets import show
 
-    if not codes.is_well_formed(codes.canonical(code[:4096])):
-        raise invalid("not a well-formed ticket code (mistyped?)")
-    ticket = get_by_code(session(ctx).conn, code)
-    if ticket is None:
-        raise not_found("ticket", codes.pretty(codes.canonical(code)))
-    return ticket
+    return show(session(ctx), code)
 
 
 @ticket_app.command("show", epilog="Example: `tickethub ticket show K7QF-3M2A-98XC-TP4D-ZN6W-R2BE`")
