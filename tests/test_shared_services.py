@@ -381,3 +381,25 @@ def test_ticket_show_is_a_service(shop):
         with pytest.raises(TicketHubError) as unknown:
             tickets.show(s, "K7QF-3M2A-98XC-TP4D-ZN6W-R2BE")
         assert unknown.value.code in (ErrorCode.NOT_FOUND, ErrorCode.INVALID_INPUT)
+
+
+# ------------------------------------------------------------------ state shared by threads
+
+
+def test_the_time_text_cache_is_read_once_while_other_threads_replace_it(monkeypatch):
+    """Requests on several threads stamp rows at once: the per-second prefix cache must be
+    read once, or a thread could pair its second's check with another second's prefix."""
+    from tickethub_cli import clock
+
+    now = 1_800_000_000
+
+    class Replaced(tuple):
+        def __getitem__(self, i):  # another thread swaps the cache right after our check
+            value = tuple.__getitem__(self, i)
+            monkeypatch.setattr(clock, "_text_cache", (now + 1, "2027-01-15T08:00:01"))
+            return value
+
+    monkeypatch.setattr(
+        clock, "_text_cache", Replaced((now, clock.fmt(clock.from_us(now * 10**6))[:-1]))
+    )
+    assert clock.text_of_us(now * 1_000_000 + 5) == clock.fmt(clock.from_us(now * 1_000_000 + 5))
