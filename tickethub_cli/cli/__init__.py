@@ -18,7 +18,14 @@ from typer.core import TyperGroup
 
 from .. import render
 from ..errors import ErrorCode, TicketHubError
-from .errors import exit_code
+
+
+def exit_code(code: ErrorCode) -> int:
+    """The exit code of an error (the table is loaded only when something failed)."""
+    from .errors import exit_code as table
+
+    return table(code)
+
 
 _VALUE_OPTIONS = {"--db", "--operator"}
 _FLAG_OPTIONS = {"--json", "--debug"}
