@@ -117,5 +117,7 @@ def not_found(what: str, ident: object) -> TicketHubError:
     return TicketHubError(ErrorCode.NOT_FOUND, f"{what} {ident} not found")
 
 
-def invalid_state(message: str, *, order_id: int | None = None) -> TicketHubError:
-    return TicketHubError(ErrorCode.INVALID_STATE, message, order_id=order_id)
+def invalid_state(
+    message: str, *, order_id: int | None = None, field: str | None = None
+) -> TicketHubError:
+    return TicketHubError(ErrorCode.INVALID_STATE, message, order_id=order_id, field=field)
