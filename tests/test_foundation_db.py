@@ -15,6 +15,7 @@ from support import cli, dump, proc, seed
 
 import tickethub_cli as th
 from tickethub_cli import db
+from tickethub_cli.cli.errors import exit_code
 from tickethub_cli.errors import ErrorCode, TicketHubError
 
 
@@ -130,7 +131,7 @@ def test_transaction_helper_raises_db_busy_in_process(tmp_path, monkeypatch):
         s = th.open_session(path)
         with pytest.raises(TicketHubError) as err, db.transaction(s.conn):
             pass
-        assert err.value.code == ErrorCode.DB_BUSY and err.value.exit_code == 7
+        assert err.value.code == ErrorCode.DB_BUSY and exit_code(err.value.code) == 7
     finally:
         holder.communicate("go\n", timeout=30)
 

@@ -372,14 +372,16 @@ def test_gate_library_answers_busy_scans_with_errors_and_writes_nothing(tmp_path
 
     db = str(tmp_path / "gate.db")
     ids = seed(db)
-    s = th.open_session(db, operator="t")
+    os.environ["TICKETHUB_BUSY_TIMEOUT"] = "0.05"  # read when the session opens
+    try:
+        s = th.open_session(db, operator="t")
+    finally:
+        os.environ.pop("TICKETHUB_BUSY_TIMEOUT")
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
-        os.environ["TICKETHUB_BUSY_TIMEOUT"] = "0.05"
         results = Gate(s, ids["event"]).answer_many(["AAAA", "BBBB"])
     finally:
-        os.environ.pop("TICKETHUB_BUSY_TIMEOUT")
         holder.execute("ROLLBACK")
         holder.close()
     assert [r.error["code"] for r in results] == ["DB_BUSY", "DB_BUSY"]

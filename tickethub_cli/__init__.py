@@ -14,6 +14,7 @@ _LAZY = {
     "ErrorCode": ("errors", "ErrorCode"),
     "TicketHubError": ("errors", "TicketHubError"),
     "Session": ("session", "Session"),
+    "Settings": ("settings", "Settings"),
     "init_session": ("session", "init_session"),
     "open_session": ("session", "open_session"),
 }
@@ -36,6 +37,7 @@ _MODULES = {
     "qr",
     "reconcile",
     "reports",
+    "settings",
     "tickets",
 }
 
@@ -53,6 +55,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ErrorCode",
     "Session",
+    "Settings",
     "TicketHubError",
     "clock",
     "db",

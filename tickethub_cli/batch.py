@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from . import bounded, orders
-from .errors import ErrorCode, TicketHubError, invalid
+from .errors import ErrorCode, TicketHubError, invalid, ref
 from .session import Session
 
 COLUMNS = ("idempotency_key", "ticket_type_id", "quantity", "email", "name", "pay", "card")
@@ -53,8 +53,9 @@ class RowResult:
     ok: bool
     replayed: bool = False
     order: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None  # the error object (as the caller's transport shows it)
     buyer: str | None = None  # the row's name or email, for the human table only
+    failure: TicketHubError | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -215,7 +216,7 @@ def _skip_rest_of_line(stream: BinaryIO) -> None:
 
 
 def parse_delimiter(value: str | None) -> str | None:
-    """The CSV delimiter `--delimiter` forces: one of `, ; |` or a tab (`tab`, `\\t` or the
+    """The CSV delimiter the caller forces: one of `, ; |` or a tab (`tab`, `\\t` or the
     character itself); None to guess it from the header."""
     if value is None:
         return None
@@ -223,8 +224,9 @@ def parse_delimiter(value: str | None) -> str | None:
     chosen = value if value in DELIMITER_NAMES else aliases.get(value.strip().lower())
     if chosen is None:
         raise invalid(
-            f"--delimiter must be one of , ; | or tab, got {value[:20]!r}",
-            hint="for a tab-separated file: --delimiter tab",
+            f"{ref('delimiter')} must be one of , ; | or tab, got {value[:20]!r}",
+            hint=f"for a tab-separated file: {ref('delimiter')} tab",
+            field="delimiter",
         )
     return chosen
 
@@ -332,14 +334,14 @@ class Source:
             parts = [f"missing column(s) {', '.join(missing)}"] if missing else []
             if twice:
                 parts.append(f"column(s) given twice: {', '.join(twice)}")
-            how = "given by --delimiter" if self.forced else "guessed from the header"
+            how = f"given by {ref('delimiter')}" if self.forced else "guessed from the header"
             found = ", ".join(repr(c.strip()[:40]) for c in cells[:12])
             found += f" and {len(cells) - 12} more" if len(cells) > 12 else ""
             raise invalid(
                 f"bad CSV header: {'; '.join(parts)}; delimiter {delimiter!r} ({how});"
                 f" found column(s): {found}",
                 hint=f"columns: {','.join(COLUMNS)} (email, name, card optional; others are"
-                " ignored); another delimiter: --delimiter , ; | or tab",
+                f" ignored); another delimiter: {ref('delimiter')} , ; | or tab",
             )
         for cell, name in zip(cells, names, strict=True):
             if name not in COLUMNS:
@@ -461,11 +463,19 @@ def _prepare(row: Row) -> tuple[str | None, orders.OrderRequest | None, RowResul
         key = str(row.data["idempotency_key"])
     if row.problem is not None or row.data is None:
         err = TicketHubError(ErrorCode.INVALID_INPUT, row.problem or "unreadable row")
-        return key, None, RowResult(row.number, key, False, error=err.to_dict(), buyer=_buyer(row))
+        return (
+            key,
+            None,
+            RowResult(row.number, key, False, error=err.to_dict(), buyer=_buyer(row), failure=err),
+        )
     try:
         req = _request(row.data)
     except TicketHubError as err:
-        return key, None, RowResult(row.number, key, False, error=err.to_dict(), buyer=_buyer(row))
+        return (
+            key,
+            None,
+            RowResult(row.number, key, False, error=err.to_dict(), buyer=_buyer(row), failure=err),
+        )
     return req.idempotency_key, req, None  # the normalised key: "K1 " and "K1" are one
 
 
@@ -481,7 +491,7 @@ def _buyer(row: Row) -> str | None:
 def _as_row_result(number: int, req: orders.OrderRequest, outcome: Any) -> RowResult:
     key, buyer = req.idempotency_key, req.name or req.email
     if isinstance(outcome, TicketHubError):
-        return RowResult(number, key, False, error=outcome.to_dict(), buyer=buyer)
+        return RowResult(number, key, False, error=outcome.to_dict(), buyer=buyer, failure=outcome)
     return RowResult(number, key, True, outcome.replayed, order=outcome.order, buyer=buyer)
 
 
@@ -508,11 +518,22 @@ def run(
     *,
     stop_on_error: bool = False,
     group_size: int = 1,
+    show_error: Callable[[TicketHubError], dict[str, Any]] | None = None,
 ) -> Iterator[RowResult]:
     """Yield each row's result once it is final, in input order. With group_size > 1,
     consecutive rows share their commits (a row whose key repeats one in the group starts a
     new group); every result is still committed before it is yielded. `source` is a
-    `Source` (to learn its delimiter and ignored columns) or a binary stream."""
+    `Source` (to learn its delimiter and ignored columns) or a binary stream. `show_error`
+    makes a failed row's error object the way the caller's transport shows errors."""
+    for result in _results(s, source, stop_on_error=stop_on_error, group_size=group_size):
+        if show_error is not None and result.failure is not None:
+            result.error = show_error(result.failure)
+        yield result
+
+
+def _results(
+    s: Session, source: Source | BinaryIO, *, stop_on_error: bool, group_size: int
+) -> Iterator[RowResult]:
     rows = source if isinstance(source, Source) else Source(source)
     group: list[tuple[Row, str | None, orders.OrderRequest | None, RowResult | None]] = []
     keys: set[str] = set()

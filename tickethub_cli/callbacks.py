@@ -25,12 +25,6 @@ def sign(payload: bytes, secret: str) -> str:
     return hmac.new(secret.encode(), payload, hashlib.sha256).hexdigest()
 
 
-def _secret() -> str:
-    from . import settings
-
-    return settings.webhook_secret()
-
-
 def _log(s: Session, payload: bytes, outcome: str, body: dict[str, Any] | None = None) -> None:
     body = body or {}
     s.conn.execute(
@@ -79,7 +73,7 @@ def _seen(s: Session, callback_id: str) -> bool:
 
 def handle(s: Session, payload: bytes, signature: str) -> dict[str, Any]:
     """Apply one provider callback; returns the order as it stands afterwards."""
-    secret = _secret()
+    secret = s.settings.require_webhook_secret()
     expected = sign(payload, secret)
     if not hmac.compare_digest(
         expected.encode(), signature.strip().lower().encode("utf-8", "surrogatepass")

@@ -16,15 +16,8 @@ from .db import transaction, translate
 from .errors import ErrorCode, TicketHubError, invalid, not_found
 from .session import Session
 
-RESULT_EXIT = {
-    "ADMITTED": 0,
-    "ALREADY_USED": 10,
-    "UNKNOWN": 11,
-    "WRONG_EVENT": 12,
-    "VOID": 13,
-    "MALFORMED": 14,
-}
-REJECTIONS = tuple(r for r in RESULT_EXIT if r != "ADMITTED")
+RESULTS = ("ADMITTED", "ALREADY_USED", "UNKNOWN", "WRONG_EVENT", "VOID", "MALFORMED")
+REJECTIONS = tuple(r for r in RESULTS if r != "ADMITTED")
 NOT_JUDGED = "ERROR"  # a gate scan the database could not judge (busy): scan it again
 SHOWN_INPUT = 64  # what of an input we echo and store; the rest is only hashed
 MAX_INPUT = 4096  # longer input is MALFORMED without being read further
@@ -71,10 +64,6 @@ class ScanResult:
         self.ticket_type: str | None = None
         self.holder: str | None = None
         self.event_name: str | None = None  # of the ticket's event (WRONG_EVENT: the other)
-
-    @property
-    def exit_code(self) -> int:
-        return RESULT_EXIT[self.result]
 
     @property
     def admitted(self) -> bool:
@@ -168,7 +157,7 @@ class Gate:
         except TicketHubError as err:
             busy = err
         except sqlite3.OperationalError as exc:  # busy at COMMIT, after the same budget
-            busy = translate(exc)
+            busy = translate(exc, self.s.conn)
         if busy.code is not ErrorCode.DB_BUSY:
             raise busy
         error = {"code": str(busy.code), "message": f"{busy.message}; scan again"}

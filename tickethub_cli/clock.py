@@ -78,9 +78,11 @@ def text_of_us(us: int) -> str:
     stamps several rows per purchase."""
     global _text_cache
     seconds, micro = divmod(us, 1_000_000)
-    if _text_cache[0] != seconds:
-        _text_cache = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
-    prefix = _text_cache[1]
+    cached = _text_cache  # read once: another thread may replace it meanwhile
+    if cached[0] != seconds:
+        cached = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+        _text_cache = cached
+    prefix = cached[1]
     return f"{prefix}.{micro:06d}Z" if micro else f"{prefix}Z"
 
 

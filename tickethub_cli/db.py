@@ -22,19 +22,18 @@ APPLICATION_ID = 0x54484231  # "THB1": marks a file as a TicketHub database
 DEFAULT_BUSY_BUDGET_S = 10.0
 
 
-def busy_budget() -> float:
-    raw = os.environ.get("TICKETHUB_BUSY_TIMEOUT", "").strip()
-    if not raw:
-        return DEFAULT_BUSY_BUDGET_S
-    try:
-        value = float(raw)
-    except ValueError:
-        raise TicketHubError(
-            ErrorCode.INVALID_INPUT, f"TICKETHUB_BUSY_TIMEOUT must be seconds, got {raw!r}"
-        ) from None
-    if not 0 <= value <= 3600:
-        raise TicketHubError(ErrorCode.INVALID_INPUT, "TICKETHUB_BUSY_TIMEOUT must be 0..3600")
-    return value
+class Connection(sqlite3.Connection):
+    """An SQLite connection that knows its file (for error messages) and how long its
+    writes wait for the lock: per connection, not per process, so sessions with different
+    settings can share a process."""
+
+    path: str = "database"
+    busy_budget_s: float = DEFAULT_BUSY_BUDGET_S
+
+
+def busy_budget(conn: sqlite3.Connection | None = None) -> float:
+    """How long a write on `conn` waits for the lock (the default for a plain connection)."""
+    return getattr(conn, "busy_budget_s", DEFAULT_BUSY_BUDGET_S)
 
 
 def schema_sql() -> str:
@@ -68,12 +67,9 @@ def _upgrade(conn: sqlite3.Connection, version: int) -> int:
     return SCHEMA_VERSION
 
 
-_current_path = "database"
-
-
 def _db_error(exc: sqlite3.Error, path: str | None = None) -> TicketHubError:
     """One clear line for each way the file or the disk can fail us."""
-    path = path or _current_path
+    path = path or "database"
     text = str(exc)
     low = text.lower()
     if "locked" in low or "busy" in low:
@@ -116,36 +112,43 @@ def _configure(conn: sqlite3.Connection) -> None:
     # While opening, wait in SQLite's busy handler: a reader meets a lock mainly when the last
     # other connection is closing and checkpoints the WAL. Once we are connected that cannot
     # happen, and the write lock is taken by our own jittered loop (see _begin_immediate).
-    conn.execute(f"PRAGMA busy_timeout = {int(busy_budget() * 1000)}")
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_budget(conn) * 1000)}")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA synchronous = FULL")
 
 
-def _raw_connect(path: str, mode: str) -> sqlite3.Connection:
+def _raw_connect(path: str, mode: str, busy_budget_s: float | None) -> Connection:
     # percent-encode the name's bytes: a URI would misread %, ? and #, and a name that is
     # not UTF-8 (surrogates from argv) could not be passed as text at all
     from urllib.parse import quote_from_bytes  # already loaded by pathlib
 
     name = quote_from_bytes(os.fsencode(Path(path).absolute()), safe="/")
     uri = f"file:{name}?mode={mode}"
-    conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+    # check_same_thread=False: a server may open a session in one thread and run its request
+    # in another (one at a time; SQLite's serialized mode makes that safe)
+    conn = sqlite3.connect(
+        uri, uri=True, isolation_level=None, factory=Connection, check_same_thread=False
+    )
     conn.row_factory = sqlite3.Row
+    conn.path = path
+    if busy_budget_s is not None:
+        conn.busy_budget_s = busy_budget_s
     return conn
 
 
-def connect(path: str) -> sqlite3.Connection:
-    """Open an existing TicketHub database; never creates a file."""
-    global _current_path
-    _current_path = path
+def connect(path: str, busy_budget_s: float | None = None) -> Connection:
+    """Open an existing TicketHub database; never creates a file. Its writes wait
+    `busy_budget_s` for the lock (DEFAULT_BUSY_BUDGET_S when None)."""
     if not os.path.exists(path):
         raise TicketHubError(
             ErrorCode.NOT_FOUND,
             f"database {path} not found",
-            hint="create it with `tickethub --db PATH init`",
+            field="db",
+            hint="create it first (init)",
         )
     _require_regular_file(path)
     try:
-        conn = _raw_connect(path, "rw")
+        conn = _raw_connect(path, "rw", busy_budget_s)
         _configure(conn)
         app_id, version = _identity(conn)
         conn.execute("PRAGMA busy_timeout = 0")
@@ -171,16 +174,17 @@ def _require_regular_file(path: str) -> None:
         raise TicketHubError(
             ErrorCode.DB_ERROR,
             f"{path} is not a regular file (a device, pipe or socket), so not a database",
-            hint="point --db at a database file, or create one with `tickethub init`",
+            field="db",
+            hint="name a database file, or create one (init)",
         )
 
 
-def connect_external(path: str) -> sqlite3.Connection:
+def connect_external(path: str, busy_budget_s: float | None = None) -> Connection:
     """A connection of its own for records that stand in for an external system (the mock
     provider's ledger): it commits without its own fsync (synchronous=NORMAL). Such records
     survive a crash of this process, and our next durable commit's fsync puts them on disk
     too; a real provider keeps its own books the same way, apart from ours."""
-    conn = connect(path)
+    conn = connect(path, busy_budget_s)
     conn.execute("PRAGMA synchronous = NORMAL")
     return conn
 
@@ -208,10 +212,8 @@ def _check_identity(path: str, app_id: int, version: int) -> None:
         )
 
 
-def init(path: str) -> tuple[sqlite3.Connection, int, bool]:
+def init(path: str, busy_budget_s: float | None = None) -> tuple[Connection, int, bool]:
     """Create or migrate a database; idempotent. Returns (conn, schema_version, created)."""
-    global _current_path
-    _current_path = path
     created = False
     if not os.path.exists(path):
         parent = os.path.dirname(os.path.abspath(path))
@@ -227,7 +229,7 @@ def init(path: str) -> tuple[sqlite3.Connection, int, bool]:
             raise TicketHubError(ErrorCode.DB_ERROR, f"cannot create {path}: {exc}") from None
     _require_regular_file(path)
     try:
-        conn = _raw_connect(path, "rw")
+        conn = _raw_connect(path, "rw", busy_budget_s)
         _configure(conn)
         app_id, version = _identity(conn)
         if app_id not in (0, APPLICATION_ID) or (app_id == 0 and _has_tables(conn)):
@@ -307,7 +309,7 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """One unit of work: BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
     if conn.in_transaction:
         raise RuntimeError("transaction() does not nest")
-    budget = busy_budget()
+    budget = busy_budget(conn)
     _begin_immediate(conn, budget)
     try:
         yield conn
@@ -348,6 +350,8 @@ def snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
             conn.execute("COMMIT")
 
 
-def translate(exc: sqlite3.Error, path: str | None = None) -> TicketHubError:
-    """Map an SQLite error that escaped the domain code to a typed error."""
+def translate(exc: sqlite3.Error, where: str | sqlite3.Connection | None = None) -> TicketHubError:
+    """Map an SQLite error that escaped the domain code to a typed error, naming the file
+    (`where`: its path, or the connection it came from)."""
+    path = where if isinstance(where, str) or where is None else getattr(where, "path", None)
     return _db_error(exc, path)

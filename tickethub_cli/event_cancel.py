@@ -16,7 +16,7 @@ from typing import Any
 from . import audit, events, orders, payments
 from . import validation as v
 from .db import transaction
-from .errors import ErrorCode, TicketHubError, invalid_state
+from .errors import ErrorCode, TicketHubError, invalid_state, ref
 from .session import Session
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -53,7 +53,9 @@ def cancel_event(
     why = v.optional_text(reason if isinstance(reason, str) else None, "reason")
     if why is None:
         raise TicketHubError(
-            ErrorCode.INVALID_INPUT, "give --reason: buyers and the audit log are told why"
+            ErrorCode.INVALID_INPUT,
+            f"give {ref('reason')}: buyers and the audit log are told why",
+            field="reason",
         )
     with transaction(s.conn) as c:
         event = events.event_row(c, eid)

@@ -8,7 +8,7 @@ from typing import Any
 from . import audit, clock, money
 from . import validation as v
 from .db import snapshot, transaction
-from .errors import ErrorCode, TicketHubError, not_found
+from .errors import ErrorCode, TicketHubError, invalid, not_found, ref
 from .session import Session
 
 _TYPE_COLUMNS = (
@@ -99,7 +99,7 @@ def update_event(
         raise TicketHubError(
             ErrorCode.INVALID_INPUT,
             "nothing to change",
-            hint="give --name, --starts-at, --venue or --timezone",
+            hint=f"give {ref('name')}, {ref('starts_at')}, {ref('venue')} or {ref('timezone')}",
         )
     with transaction(s.conn) as c:
         row = event_row(c, eid)
@@ -253,7 +253,7 @@ def update_ticket_type(
     if sales is not None:
         changes["sales"] = str(sales).strip().lower()
         if changes["sales"] not in ("open", "closed"):
-            raise TicketHubError(ErrorCode.INVALID_INPUT, "--sales must be open or closed")
+            raise invalid(f"{ref('sales')} must be open or closed", field="sales")
     if name is not None:
         changes["name"] = v.name(name, "ticket type name")
     if capacity is not None:
@@ -264,7 +264,8 @@ def update_ticket_type(
         raise TicketHubError(
             ErrorCode.INVALID_INPUT,
             "nothing to change",
-            hint="give --name, --price, --capacity, --max-per-order or --sales",
+            hint=f"give {ref('name')}, {ref('price')}, {ref('capacity')},"
+            f" {ref('max_per_order')} or {ref('sales')}",
         )
     with transaction(s.conn) as c:
         row = c.execute(

@@ -9,8 +9,12 @@ from __future__ import annotations
 import os
 import sys
 
+from .settings import fault_from_env
+
 POINTS = ("after_reserve", "after_charge", "before_issue", "busy_after_charge", "after_refund")
-_ACTIVE = os.environ.get("TICKETHUB_FAULT", "").strip()
+# Process-wide on purpose: a crash test kills the whole process at the point, whichever
+# session reaches it. Read once, through settings, like every other variable.
+_ACTIVE = fault_from_env()
 
 
 def point(name: str) -> None:

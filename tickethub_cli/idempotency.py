@@ -1,9 +1,14 @@
 """Idempotency keys in the manner of Stripe, with brandur's recovery points and a lease.
 
 A key row remembers the request's fingerprint, its order, how far the work got
-(`recovery_point`), which worker holds it (`locked_by` = "host:pid", until `locked_until_us`)
-and, once finished, the final outcome. A retry with the key either replays that outcome, is
-told IN_PROGRESS while a live worker holds the lease, or resumes a dead worker's order.
+(`recovery_point`), which unit of work holds it (`locked_by`, until `locked_until_us`) and,
+once finished, the final outcome. A retry with the key either replays that outcome, is told
+IN_PROGRESS while a live unit of work holds the lease, or resumes a dead one's order.
+
+A lease names one unit of work, not one process: `host:pid:nonce` (a `Lease`). A server
+runs many requests in one process, and a second request with a key the first is still
+working on must wait, not resume it. Rows written by version 1 hold `host:pid`; they are
+read as before (that process's lease).
 """
 
 from __future__ import annotations
@@ -24,10 +29,39 @@ from .errors import invalid
 
 LEASE_US = 30_000_000  # a worker's lease: at most 30 s without a sign of life
 _HOST = socket.gethostname()
+# The leases of the units of work running in this process right now. Process-wide on
+# purpose: it describes this process's threads, which every session in it shares.
+_LIVE: set[str] = set()
 
 
-def worker_id() -> str:
-    return f"{_HOST}:{os.getpid()}"
+class Lease:
+    """One unit of work's hold on the keys it claims, live while its `with` block runs.
+
+    Its token is `host:pid:nonce`. Another process judges it as before by host and pid
+    (same host and the process gone: resume at once; another host: trust the lease until it
+    runs out); this process knows exactly which of its own units of work are still running,
+    so a unit that ended mid-flow (an error after the charge) is resumed at once too."""
+
+    __slots__ = ("token",)
+
+    def __init__(self) -> None:
+        self.token = f"{_HOST}:{os.getpid()}:{secrets.token_hex(8)}"
+
+    def __enter__(self) -> Lease:
+        _LIVE.add(self.token)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _LIVE.discard(self.token)
+
+
+def _holder(locked_by: str) -> tuple[str, int | None, bool]:
+    """(host, pid, per-unit token?) of a lease: `host:pid:nonce`, or version 1's `host:pid`."""
+    parts = locked_by.rsplit(":", 2)
+    if len(parts) == 3 and parts[1].isdigit():
+        return parts[0], int(parts[1]), True
+    host, _, pid = locked_by.rpartition(":")
+    return host, int(pid) if pid.isdigit() else None, False
 
 
 def generate_key() -> str:
@@ -120,9 +154,14 @@ def for_order(conn: sqlite3.Connection, order_id: int) -> KeyRecord | None:
     )
 
 
-def insert(conn: sqlite3.Connection, key: str, fp: str, order_id: int, *, finished: bool) -> None:
+def insert(
+    conn: sqlite3.Connection, key: str, fp: str, order_id: int, *, lease: Lease | None
+) -> None:
+    """A new key: finished at once (no lease: a PENDING order to pay later), or held by
+    `lease` while its purchase goes on."""
     now_us, now = clock.now_us(), clock.now_text()
-    locked_by, until = (None, None) if finished else (worker_id(), now_us + LEASE_US)
+    finished = lease is None
+    locked_by, until = (None, None) if lease is None else (lease.token, now_us + LEASE_US)
     conn.execute(
         "INSERT INTO idempotency_keys (key, fingerprint, order_id, recovery_point, locked_by,"
         " locked_until_us, last_seen_us, created_at, updated_at)"
@@ -155,24 +194,29 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
-def holder_alive(rec: KeyRecord, now_us: int) -> bool:
-    """Is another worker still working on this key? Ours (same process) never blocks us."""
+def holder_alive(rec: KeyRecord, now_us: int, lease: Lease | None = None) -> bool:
+    """Is another unit of work still working on this key? `lease` (the asker's own) never
+    blocks it. In this process: exactly the units still running; on this host: while their
+    process lives; elsewhere: until the lease runs out."""
     if rec.locked_by is None or rec.locked_until_us is None or rec.locked_until_us <= now_us:
         return False
-    if rec.locked_by == worker_id():
+    if lease is not None and rec.locked_by == lease.token:
         return False
-    host, _, pid = rec.locked_by.rpartition(":")
-    if host == _HOST and pid.isdigit():
-        return _pid_alive(int(pid))
-    return True  # another host: trust its lease until it runs out
+    host, pid, per_unit = _holder(rec.locked_by)
+    if host != _HOST or pid is None:
+        return True  # another host: trust its lease until it runs out
+    if pid == os.getpid():  # ours; a version-1 row with our pid was a process now gone
+        return per_unit and rec.locked_by in _LIVE
+    return _pid_alive(pid)
 
 
-def claim(conn: sqlite3.Connection, key: str, point: str = "reserved") -> None:
+def claim(conn: sqlite3.Connection, key: str, lease: Lease, point: str = "reserved") -> None:
+    """Take the key's lease for `lease`'s unit of work (the caller checked holder_alive)."""
     now_us = clock.now_us()
     conn.execute(
         "UPDATE idempotency_keys SET recovery_point = ?, locked_by = ?, locked_until_us = ?,"
         " last_seen_us = ?, updated_at = ? WHERE key = ?",
-        (point, worker_id(), now_us + LEASE_US, now_us, clock.now_text(), key),
+        (point, lease.token, now_us + LEASE_US, now_us, clock.now_text(), key),
     )
 
 

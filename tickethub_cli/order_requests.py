@@ -10,9 +10,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from . import idempotency
 from . import validation as v
-from .errors import invalid
+from .errors import invalid, ref
 
 MAX_HOLD_MINUTES = 7 * 24 * 60
+
+PAY_REQUIRED = f"{ref('pay')} is required: card (with {ref('card')} NUMBER) or cash"
+CARD_WITHOUT_CARD_PAY = f"{ref('card')} goes with {ref('pay')} card"
 
 
 class Item(BaseModel):
@@ -51,14 +54,14 @@ class OrderRequest(BaseModel):
         pay = normal_pay(pay)
         if pay is None or pay == "":
             if require_pay:
-                raise invalid("--pay is required: card (with --card NUMBER) or cash")
+                raise invalid(PAY_REQUIRED, field="pay")
         elif pay not in ("card", "cash"):
-            raise invalid(f"--pay must be card or cash, got {pay[:20]!r}")
+            raise invalid(f"{ref('pay')} must be card or cash, got {pay[:20]!r}", field="pay")
         card_digits = None
         if pay == "card":
             card_digits = v.card_number(card)
         elif card:
-            raise invalid("--card goes with --pay card")
+            raise invalid(CARD_WITHOUT_CARD_PAY, field="card")
         try:
             return cls(
                 items=tuple(Item(ticket_type_id=t, quantity=q) for t, q in parsed),
@@ -104,7 +107,7 @@ def normal_pay(pay: str | None) -> str | None:
 def parse_items(raw: list[str] | list[tuple[object, object]]) -> list[tuple[int, int]]:
     """ "TYPE_ID:QTY" strings (or pairs) into merged (type, quantity) pairs."""
     if not raw:
-        raise invalid("give at least one --item TYPE_ID:QUANTITY")
+        raise invalid(f"give at least one {ref('item')} TYPE_ID:QUANTITY", field="item")
     merged: dict[int, int] = {}
     for entry in raw:
         if isinstance(entry, tuple):
@@ -112,7 +115,9 @@ def parse_items(raw: list[str] | list[tuple[object, object]]) -> list[tuple[int,
         else:
             if ":" not in entry:
                 raise invalid(
-                    f"item {entry[:40]!r} must be TYPE_ID:QUANTITY", hint="e.g. --item 3:2"
+                    f"item {entry[:40]!r} must be TYPE_ID:QUANTITY",
+                    hint=f"e.g. {ref('item')} 3:2",
+                    field="item",
                 )
             type_text, qty_text = entry.split(":", 1)
         type_text = type_text.strip()

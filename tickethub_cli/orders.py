@@ -21,8 +21,15 @@ from typing import Any, Literal
 from . import audit, clock, faults, idempotency, inventory, money, payments, tickets
 from . import validation as v
 from .db import savepoint, snapshot, transaction, translate
-from .errors import ErrorCode, TicketHubError, invalid, invalid_state, not_found
-from .order_requests import OrderRequest, normal_pay, parse_hold_minutes
+from .errors import ErrorCode, TicketHubError, invalid, invalid_state, not_found, ref
+from .idempotency import Lease
+from .order_requests import (
+    CARD_WITHOUT_CARD_PAY,
+    PAY_REQUIRED,
+    OrderRequest,
+    normal_pay,
+    parse_hold_minutes,
+)
 from .session import Session
 
 DEFAULT_HOLD_MINUTES = 15.0
@@ -160,7 +167,9 @@ def list_orders(
         where.append("o.status = ?")
         args.append(status)
     if limit is not None and not 1 <= limit <= 100_000:
-        raise invalid("--limit must be between 1 and 100000 (or give --all)")
+        raise invalid(
+            f"{ref('limit')} must be between 1 and 100000 (or give {ref('all')})", field="limit"
+        )
     with snapshot(s.conn) as c:
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         total = c.execute(f"SELECT count(*) FROM orders o {clause}", args).fetchone()[0]
@@ -188,7 +197,9 @@ def list_orders(
 def _cursor(value: object) -> int:
     text = str(value).strip()
     if not (text.isascii() and text.isdigit()) or len(text) > 18:
-        raise invalid(f"--cursor {text[:30]!r} is not one this command gave out")
+        raise invalid(
+            f"{ref('cursor')} {text[:30]!r} is not one this command gave out", field="cursor"
+        )
     return int(text)
 
 
@@ -399,10 +410,10 @@ def default_hold_minutes(s: Session) -> float:
 
 
 def _reserve(
-    s: Session, req: OrderRequest, key: str, fp: str, *, op: str
+    s: Session, req: OrderRequest, key: str, fp: str, *, op: str, lease: Lease | None = None
 ) -> tuple[int, _Attempt | None]:
     """Phase (a), inside the caller's transaction: validate against the inventory and hold.
-    Returns the order and, for a purchase, its payment attempt."""
+    Returns the order and, for a purchase (whose key `lease` holds), its payment attempt."""
     conn = s.conn
     ids = [i.ticket_type_id for i in req.items]
     marks = ",".join("?" * len(ids))
@@ -470,7 +481,7 @@ def _reserve(
         ],
     )
     audit.record(conn, s.operator, "order", order_id, "create", to_state="PENDING", reason=op)
-    idempotency.insert(conn, key, fp, order_id, finished=(op == "create"))
+    idempotency.insert(conn, key, fp, order_id, lease=lease if op == "purchase" else None)
     if op != "purchase":
         return order_id, None
     assert req.pay is not None
@@ -496,7 +507,9 @@ def _mismatch(key: str, order_id: int | None) -> TicketHubError:
     )
 
 
-def _claim_existing(s: Session, rec: idempotency.KeyRecord, fp: str) -> Literal["replay", "resume"]:
+def _claim_existing(
+    s: Session, rec: idempotency.KeyRecord, fp: str, lease: Lease
+) -> Literal["replay", "resume"]:
     """Inside phase (a)'s transaction: what to do with a key we have seen before."""
     if not idempotency.same_request(rec, fp):
         raise _mismatch(rec.key, rec.order_id)
@@ -507,14 +520,14 @@ def _claim_existing(s: Session, rec: idempotency.KeyRecord, fp: str) -> Literal[
     if row["status"] != "PENDING":  # finished by reconcile or a callback meanwhile
         finish_key(s.conn, row["id"])
         return "replay"
-    if idempotency.holder_alive(rec, clock.now_us()):
+    if idempotency.holder_alive(rec, clock.now_us(), lease):
         raise TicketHubError(
             ErrorCode.IN_PROGRESS,
             f"order {rec.order_id} for key {rec.key!r} is still being processed",
             order_id=rec.order_id,
             hint="retry in a moment",
         )
-    idempotency.claim(s.conn, rec.key)
+    idempotency.claim(s.conn, rec.key, lease)
     return "resume"
 
 
@@ -554,32 +567,34 @@ def _attempt_for(s: Session, order_id: int, req: OrderRequest) -> int:
     return payments.open_attempt(s.conn, order_id, req.pay, row["total_minor"], req.card)[0]
 
 
-def _begin_purchase(s: Session, req: OrderRequest) -> _Plan:
-    """Phase (a), inside the caller's transaction: a new reservation, a replay of a finished
-    key, or the resumption of a key whose worker died."""
+def _begin_purchase(s: Session, req: OrderRequest, lease: Lease) -> _Plan:
+    """Phase (a), inside the caller's transaction: a new reservation (its key held by
+    `lease`), a replay of a finished key, or the resumption of a key whose worker died."""
     if req.pay is None:
-        raise invalid("--pay is required: card (with --card NUMBER) or cash")
+        raise invalid(PAY_REQUIRED, field="pay")
     key = req.idempotency_key or idempotency.generate_key()
     fp = req.fingerprint("purchase")
     rec = idempotency.get(s.conn, key)
     if rec is None:
-        oid, fresh = _reserve(s, req, key, fp, op="purchase")
+        oid, fresh = _reserve(s, req, key, fp, op="purchase", lease=lease)
         assert fresh is not None
         return _Plan(req, key, oid, payment_id=fresh.id, fresh=fresh)
-    if _claim_existing(s, rec, fp) == "replay":
+    if _claim_existing(s, rec, fp, lease) == "replay":
         return _Plan(req, key, rec.order_id, True, idempotency.get(s.conn, key))
     assert rec.order_id is not None
     return _Plan(req, key, rec.order_id, True, payment_id=_attempt_for(s, rec.order_id, req))
 
 
 def purchase(s: Session, req: OrderRequest) -> OrderResult:
-    """Reserve, charge and issue in one call; safe to retry with the same key."""
-    with transaction(s.conn):
-        plan = _begin_purchase(s, req)
-    if plan.replay is not None:
-        return _replay(s, plan.replay)
-    faults.point("after_reserve")
-    return _complete(s, plan)
+    """Reserve, charge and issue in one call; safe to retry with the same key. The call is
+    one unit of work: its key is leased to it alone until it returns."""
+    with Lease() as lease:
+        with transaction(s.conn):
+            plan = _begin_purchase(s, req, lease)
+        if plan.replay is not None:
+            return _replay(s, plan.replay)
+        faults.point("after_reserve")
+        return _complete(s, plan)
 
 
 def purchase_many(s: Session, reqs: list[OrderRequest]) -> list[OrderResult | TicketHubError]:
@@ -594,14 +609,15 @@ def purchase_many(s: Session, reqs: list[OrderRequest]) -> list[OrderResult | Ti
     ones are settled."""
     outcomes: list[OrderResult | TicketHubError] = []
     rest = list(reqs)
-    while rest:
-        done, rest = _purchase_group(s, rest)
-        outcomes.extend(done)
+    with Lease() as lease:  # one unit of work: its keys are distinct
+        while rest:
+            done, rest = _purchase_group(s, rest, lease)
+            outcomes.extend(done)
     return outcomes
 
 
 def _purchase_group(
-    s: Session, reqs: list[OrderRequest]
+    s: Session, reqs: list[OrderRequest], lease: Lease
 ) -> tuple[list[OrderResult | TicketHubError], list[OrderRequest]]:
     """One group: the answers for a prefix of `reqs`, and the requests left for the next."""
     outcomes: list[OrderResult | TicketHubError | None] = []
@@ -611,7 +627,7 @@ def _purchase_group(
         for i, req in enumerate(reqs):
             try:
                 with savepoint(c):
-                    plans[i] = _begin_purchase(s, req)
+                    plans[i] = _begin_purchase(s, req, lease)
                 outcomes.append(None)
             except TicketHubError as err:
                 if err.code == ErrorCode.SOLD_OUT and any(p.replay is None for p in plans.values()):
@@ -633,7 +649,7 @@ def _purchase_group(
                     settled[i] = _settle_in_tx(s, p, charges[i])
     except (TicketHubError, sqlite3.Error) as exc:
         for i, p in live.items():
-            outcomes[i] = _after_charge_failure(p, exc)
+            outcomes[i] = _after_charge_failure(s, p, exc)
         live = {}
     for i, p in plans.items():
         if outcomes[i] is not None:
@@ -707,10 +723,15 @@ def pay_order(s: Session, order_id: object, *, pay: str | None, card: str | None
     oid = v.parse_id(order_id, "order")
     pay = normal_pay(pay)
     if pay not in ("card", "cash"):
-        raise invalid("--pay must be card (with --card NUMBER) or cash")
+        raise invalid(f"{ref('pay')} must be card (with {ref('card')} NUMBER) or cash", field="pay")
     if pay == "cash" and card:
-        raise invalid("--card goes with --pay card")
+        raise invalid(CARD_WITHOUT_CARD_PAY, field="card")
     card_digits = v.card_number(card) if pay == "card" else None
+    with Lease() as lease:  # the call is one unit of work, its lease its own
+        return _pay(s, oid, pay, card_digits, lease)
+
+
+def _pay(s: Session, oid: int, pay: str, card_digits: str | None, lease: Lease) -> OrderResult:
     order_row(s.conn, oid)  # NOT_FOUND before anyone is asked anything
     earlier = resolve_open_payment(s, oid, mode="pay", reason="earlier payment found captured")
     with transaction(s.conn) as c:
@@ -735,16 +756,16 @@ def pay_order(s: Session, order_id: object, *, pay: str | None, card: str | None
                 ErrorCode.IN_PROGRESS,
                 f"another payment for order {oid} was started meanwhile; take no other payment",
                 order_id=oid,
-                hint=f"look at it with `tickethub order show {oid}`, or settle it with"
-                f" `tickethub reconcile --order {oid}`",
+                field="pay",
+                hint="look at the order, or reconcile it",
             )
         rec = idempotency.for_order(c, oid)
         assert rec is not None
-        if idempotency.holder_alive(rec, clock.now_us()):
+        if idempotency.holder_alive(rec, clock.now_us(), lease):
             raise TicketHubError(
                 ErrorCode.IN_PROGRESS, f"order {oid} is being paid right now", order_id=oid
             )
-        idempotency.claim(c, rec.key)
+        idempotency.claim(c, rec.key, lease)
         c.execute(
             "UPDATE orders SET pay_method = ?, updated_at = ? WHERE id = ?",
             (pay, clock.now_text(), oid),
@@ -782,21 +803,23 @@ def _complete(s: Session, plan: _Plan) -> OrderResult:
             faults.busy_point("busy_after_charge")
             order = _settle_in_tx(s, plan, result)
     except (TicketHubError, sqlite3.Error) as exc:
-        raise _after_charge_failure(plan, exc) from None
+        raise _after_charge_failure(s, plan, exc) from None
     return _finish(s, plan, result, order)
 
 
-def _after_charge_failure(plan: _Plan, exc: TicketHubError | sqlite3.Error) -> TicketHubError:
+def _after_charge_failure(
+    s: Session, plan: _Plan, exc: TicketHubError | sqlite3.Error
+) -> TicketHubError:
     """The settlement failed after the provider may have taken money: never say that nothing
     changed. Name the order and the key; a retry with the key finishes without a new charge."""
-    err = exc if isinstance(exc, TicketHubError) else translate(exc)
+    err = exc if isinstance(exc, TicketHubError) else translate(exc, s.conn)
     return TicketHubError(
         err.code,
         f"order {plan.order_id}: a payment may have been taken, but recording it failed"
         f" ({err.message})",
         order_id=plan.order_id,
-        hint=f"do not take another payment; retry with --idempotency-key {plan.key} (it will"
-        f" not charge again), or run `tickethub reconcile --order {plan.order_id}`",
+        hint="do not take another payment; retry with the same idempotency key (it will not"
+        " charge again), or reconcile the order",
         details={"idempotency_key": plan.key, "payment_may_exist": True},
     )
 
@@ -835,9 +858,8 @@ def _finish(
             ErrorCode.PAYMENT_UNKNOWN,
             f"payment outcome for order {order_id} is unknown; its seats stay held",
             order_id=order_id,
-            hint=f"do not take another payment; retry with --idempotency-key {key}, or run"
-            f" `tickethub reconcile --order {order_id}`; to give up, `tickethub order cancel"
-            f" {order_id}` (it asks the provider first)",
+            hint="do not take another payment; retry with the same idempotency key, or"
+            " reconcile the order; to give up, cancel it (that asks the provider first)",
             details={"idempotency_key": key},
         )
     if order["status"] == "FAILED":
@@ -896,8 +918,9 @@ def _refuse_cancel(conn: sqlite3.Connection, row: sqlite3.Row, force: bool) -> N
         if admitted:
             raise invalid_state(
                 f"order {oid} has {admitted} ticket(s) already admitted at the gate;"
-                " cancel with --force to refund anyway (their seats stay used)",
+                f" cancel with {ref('force')} to refund anyway (their seats stay used)",
                 order_id=oid,
+                field="force",
             )
 
 

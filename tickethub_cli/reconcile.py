@@ -18,7 +18,7 @@ from typing import Any
 from . import clock, idempotency, orders, payments
 from . import validation as v
 from .db import snapshot, transaction
-from .errors import ErrorCode, TicketHubError, invalid
+from .errors import ErrorCode, TicketHubError, invalid, ref
 from .session import Session
 
 DEFAULT_STALE_AFTER_S = 60.0
@@ -97,9 +97,14 @@ def parse_stale_after(stale_after: object) -> float:
     try:
         stale_s = float(str(stale_after))
     except ValueError:
-        raise invalid(f"--stale-after must be seconds, got {str(stale_after)[:20]!r}") from None
+        raise invalid(
+            f"{ref('stale_after')} must be seconds, got {str(stale_after)[:20]!r}",
+            field="stale_after",
+        ) from None
     if not 0 <= stale_s <= 30 * 24 * 3600:
-        raise invalid("--stale-after must be between 0 and 2592000 seconds")
+        raise invalid(
+            f"{ref('stale_after')} must be between 0 and 2592000 seconds", field="stale_after"
+        )
     return stale_s
 
 

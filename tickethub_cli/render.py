@@ -105,14 +105,18 @@ def emit_json(payload: Any) -> None:
 
 
 def error(err: TicketHubError, *, as_json: bool) -> None:
+    """An error on stderr as the CLI shows it (fields as flags, the CLI's hints)."""
+    from .cli import errors as shown
+
     if as_json:
-        sys.stderr.write(dumps({"error": err.to_dict()}) + "\n")
+        sys.stderr.write(dumps({"error": shown.as_dict(err)}) + "\n")
     else:
-        line = f"error: {err.message} [{err.code}]"
-        if err.order_id is not None and f"order {err.order_id}" not in err.message:
+        message, hint = shown.message(err), shown.hint(err)
+        line = f"error: {message} [{err.code}]"
+        if err.order_id is not None and f"order {err.order_id}" not in message:
             line += f" (order {err.order_id})"
-        if err.hint:  # the contract is one line on stderr: the hint rides along on it
-            line += f"; hint: {err.hint}"
+        if hint:  # the contract is one line on stderr: the hint rides along on it
+            line += f"; hint: {hint}"
         _write(sys.stderr, safe_text(line) + "\n")  # messages quote what the user typed
     sys.stderr.flush()
 

@@ -9,7 +9,7 @@ import sqlite3
 from typing import Any
 
 from . import clock, events, money
-from .checkin import RESULT_EXIT
+from .checkin import RESULTS
 from .db import snapshot
 from .session import Session
 
@@ -85,7 +85,7 @@ def _checked_in(c: sqlite3.Connection, eid: int) -> dict[int, int]:
 
 def _scans_by_result(c: sqlite3.Connection, eid: int) -> dict[str, int]:
     """Every real scan attempt by result, zeros included (dry runs are not attempts)."""
-    scans = dict.fromkeys(RESULT_EXIT, 0)
+    scans = dict.fromkeys(RESULTS, 0)
     for r in c.execute(
         "SELECT result, count(*) AS n FROM scans WHERE event_id = ? AND dry_run = 0"
         " GROUP BY result",

@@ -1,59 +1,55 @@
-"""A Session is what every service function works on: a connection and who is acting.
+"""A Session is what every service function works on: a connection, who is acting, and the
+settings it runs with.
 
 Scripts use it directly: ``s = tickethub_cli.open_session("box.db", operator="alice")``.
+A long-lived server builds its `Settings` once and opens one session per unit of work (or
+keeps one per worker thread): ``open_session(settings, operator=token_name)``, then
+``s.close()`` (or ``with open_session(...) as s:``). A session is used by one thread at a
+time; nothing in it is cached across sessions.
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from typing import TYPE_CHECKING
 
 from . import db
-from .errors import invalid
+from .settings import Settings
 
 if TYPE_CHECKING:
     from .payments import PaymentProvider
 
 
 def default_operator() -> str:
-    """TICKETHUB_OPERATOR, else the OS user (LOGNAME, USER, … as getpass reads them). A name
-    that is not UTF-8 could not be stored in the audit log: refused, not mangled."""
-    env = os.environ.get("TICKETHUB_OPERATOR", "").strip()
-    if env:
-        return _utf8_operator(env, "TICKETHUB_OPERATOR")
-    import getpass
+    """TICKETHUB_OPERATOR, else the OS user (LOGNAME, USER, … as getpass reads them)."""
+    from . import settings
 
-    try:
-        user = getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user name on this machine is not an error
-        return f"uid{os.getuid()}"
-    return _utf8_operator(user, "the OS user name (LOGNAME/USER)")
-
-
-def _utf8_operator(name: str, source: str) -> str:
-    from .settings import is_utf8
-
-    if not is_utf8(name):
-        raise invalid(
-            f"{source} is not UTF-8 text", hint="set --operator NAME or TICKETHUB_OPERATOR"
-        )
-    return name
+    return settings.default_operator()
 
 
 def default_db_path() -> str:
-    return os.environ.get("TICKETHUB_DB", "").strip() or "tickethub.db"
+    from . import settings
+
+    return settings.db_path_from_env()
 
 
 class Session:
-    """A connection and who is acting (a plain class: it is built on every command)."""
+    """A connection, who is acting and the settings (a plain class: it is built on every
+    command, and per request by a server)."""
 
-    __slots__ = ("_provider", "conn", "operator", "path")
+    __slots__ = ("_provider", "conn", "operator", "path", "settings")
 
-    def __init__(self, conn: sqlite3.Connection, path: str, operator: str | None = None) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: str,
+        operator: str | None = None,
+        settings: Settings | None = None,
+    ) -> None:
         self.conn = conn
         self.path = path
-        self.operator = operator or default_operator()
+        self.settings = settings if settings is not None else Settings.from_env(db=path)
+        self.operator = operator or self.settings.default_operator()
         self._provider: PaymentProvider | None = None
 
     @property
@@ -61,22 +57,45 @@ class Session:
         if self._provider is None:
             from .payments import MockProvider
 
-            self._provider = MockProvider(db.connect_external(self.path))
+            self._provider = MockProvider(
+                db.connect_external(self.path, self.settings.busy_timeout_s)
+            )
         return self._provider
 
     def close(self) -> None:
+        """Close the connection and the provider's; safe to call twice."""
         if self._provider is not None:
             self._provider.close()
+            self._provider = None
         self.conn.close()
 
+    def __enter__(self) -> Session:
+        return self
 
-def open_session(path: str | None = None, operator: str | None = None) -> Session:
-    """Open an existing database (NOT_FOUND if missing; never creates one)."""
-    resolved = path or default_db_path()
-    return Session(db.connect(resolved), resolved, operator or default_operator())
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-def init_session(path: str | None = None, operator: str | None = None) -> tuple[Session, int, bool]:
-    resolved = path or default_db_path()
-    conn, version, created = db.init(resolved)
-    return Session(conn, resolved, operator or default_operator()), version, created
+def _settings(target: Settings | str | None) -> Settings:
+    """Settings as given, or built from the environment with `target` as the database."""
+    if isinstance(target, Settings):
+        return target
+    return Settings.from_env(db=target)
+
+
+def open_session(target: Settings | str | None = None, operator: str | None = None) -> Session:
+    """Open an existing database (NOT_FOUND if missing; never creates one). `target` is the
+    settings to run with, or a database path (settings then come from the environment)."""
+    settings = _settings(target)
+    conn = db.connect(settings.db_path, settings.busy_timeout_s)
+    return Session(conn, settings.db_path, operator or settings.default_operator(), settings)
+
+
+def init_session(
+    target: Settings | str | None = None, operator: str | None = None
+) -> tuple[Session, int, bool]:
+    """Create or migrate the database, then open a session on it (see open_session)."""
+    settings = _settings(target)
+    conn, version, created = db.init(settings.db_path, settings.busy_timeout_s)
+    session = Session(conn, settings.db_path, operator or settings.default_operator(), settings)
+    return session, version, created

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import clock, codes, money, qr, tickets
 from .db import snapshot
-from .errors import invalid
+from .errors import invalid, ref
 from .render import safe_text
 
 if TYPE_CHECKING:
@@ -141,9 +141,10 @@ def load(s: Session, order_id: int) -> list[Card]:
     return [card(r) for r in rows]
 
 
-def check_format(fmt: str, option: str = "--format") -> str:
+def check_format(fmt: str, field: str = "format") -> str:
+    """A printable format (png, svg, pdf); `field` names the input that gave it."""
     if fmt not in FORMATS:
-        raise invalid(f"{option} must be one of {', '.join(FORMATS)}")
+        raise invalid(f"{ref(field)} must be one of {', '.join(FORMATS)}", field=field)
     return fmt
 
 

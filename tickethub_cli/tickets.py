@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import clock, codes
+
+if TYPE_CHECKING:
+    from .session import Session
 
 
 def issue(
@@ -125,3 +128,17 @@ def for_print(conn: sqlite3.Connection, order_id: int) -> list[dict[str, Any]]:
             events[r["event_id"]] = dict(row)
         out.append({**dict(r), "event": events[r["event_id"]]})
     return out
+
+
+def show(s: Session, raw: str) -> dict[str, Any]:
+    """The ticket a code names, for a transport: INVALID_INPUT for a code that cannot be one
+    (mistyped), NOT_FOUND for one no ticket has."""
+    from . import codes as c
+    from .errors import invalid, not_found
+
+    if not c.is_well_formed(c.canonical(raw[:4096])):
+        raise invalid("not a well-formed ticket code (mistyped?)", field="code")
+    ticket = get_by_code(s.conn, raw)
+    if ticket is None:
+        raise not_found("ticket", c.pretty(c.canonical(raw)))
+    return ticket

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import invalid, not_found
+from .errors import invalid, not_found, ref
 
 MAX_NAME = 200
 UNSAFE_CHARS = re.compile(
@@ -98,7 +98,7 @@ def email(value: str | None) -> str | None:
 def card_number(value: str | None) -> str:
     """12-19 digits passing Luhn; spaces and dashes between groups are allowed."""
     if value is None or value == "":
-        raise invalid("--pay card needs --card NUMBER")
+        raise invalid(f"{ref('pay')} card needs {ref('card')} NUMBER", field="card")
     digits = re.sub(r"[ -]", "", value)
     if not digits.isascii() or not digits.isdigit() or not 12 <= len(digits) <= 19:
         raise invalid("card number must be 12 to 19 digits")

@@ -7,7 +7,6 @@ error becomes one line (or a JSON object) on stderr and its exit code; a bug bec
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import sys
 import traceback
@@ -20,14 +19,23 @@ from typer.core import TyperGroup
 from .. import render
 from ..errors import ErrorCode, TicketHubError
 
+
+def exit_code(code: ErrorCode) -> int:
+    """The exit code of an error (the table is loaded only when something failed)."""
+    from .errors import exit_code as table
+
+    return table(code)
+
+
 _VALUE_OPTIONS = {"--db", "--operator"}
 _FLAG_OPTIONS = {"--json", "--debug"}
 
 
 def _prescan(argv: Sequence[str]) -> tuple[bool, bool]:
     """Find --json / --debug among the global options, before the parser has run."""
-    as_json = os.environ.get("TICKETHUB_JSON", "").strip().lower() in {"1", "true", "yes", "on"}
-    debug = os.environ.get("TICKETHUB_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
+    from ..settings import env_flag
+
+    as_json, debug = env_flag("TICKETHUB_JSON"), env_flag("TICKETHUB_DEBUG")
     skip = False
     for token in argv:
         if skip:
@@ -42,6 +50,24 @@ def _prescan(argv: Sequence[str]) -> tuple[bool, bool]:
         elif not token.startswith("-"):
             break
     return as_json, debug
+
+
+def _db_of(argv: Sequence[str]) -> str:
+    """The database a command names (for an SQLite error that escaped with no file named):
+    --db among the global options, else TICKETHUB_DB or the default."""
+    from ..settings import db_path_from_env
+
+    found, skip = None, False
+    for i, token in enumerate(argv):
+        if skip:
+            skip = False
+        elif token in _VALUE_OPTIONS:
+            skip = True
+            if token == "--db" and i + 1 < len(argv):
+                found = argv[i + 1]
+        elif not token.startswith("-"):
+            break
+    return found or db_path_from_env()
 
 
 def _usage_error(exc: typer.TyperException) -> TicketHubError:
@@ -130,14 +156,14 @@ class TicketHubGroup(TyperGroup):
             code = rv if isinstance(rv, int) else 0
         except TicketHubError as err:
             render.error(err, as_json=as_json)
-            code = err.exit_code
+            code = exit_code(err.code)
         except typer.TyperException as exc:
             if type(exc).__name__ == "NoArgsIsHelpError":
                 code = 2  # a group without its subcommand: Typer has printed its help
             else:
                 err = _usage_error(exc)
                 render.error(err, as_json=as_json)
-                code = err.exit_code
+                code = exit_code(err.code)
         except typer.Abort:
             render.error(TicketHubError(ErrorCode.USAGE, "aborted"), as_json=as_json)
             code = 130
@@ -147,11 +173,11 @@ class TicketHubGroup(TyperGroup):
         except sqlite3.Error as exc:
             from ..db import translate
 
-            err = translate(exc)
+            err = translate(exc, _db_of(argv))
             if debug:
                 traceback.print_exc()
             render.error(err, as_json=as_json)
-            code = err.exit_code
+            code = exit_code(err.code)
         except BrokenPipeError:
             sys.stderr.close()
             code = 1

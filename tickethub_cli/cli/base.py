@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from .. import clock, validation
-from ..session import default_db_path, default_operator
+from ..settings import Settings
 from .common import Globals
 
 
@@ -89,7 +89,10 @@ def root(
         raise invalid(
             "--db must name a file", hint="omit --db to use TICKETHUB_DB or ./tickethub.db"
         )
-    clock.check_offset()  # a bad TICKETHUB_CLOCK_OFFSET is refused before any write
+    # a bad TICKETHUB_CLOCK_OFFSET (or TICKETHUB_BUSY_TIMEOUT) is refused before any write
+    settings = Settings.from_env(db=db, json=json_output, debug=debug)
+    clock.check_offset()
     # from --operator, TICKETHUB_OPERATOR or the OS user alike: it is stored and shown again
-    who = validation.name(operator or default_operator(), "operator")
-    ctx.obj = Globals(db or default_db_path(), json_output, who, debug)
+    who = validation.name(operator or settings.default_operator(), "operator")
+    settings = settings.with_operator(who)
+    ctx.obj = Globals(settings.db_path, json_output, who, debug, settings)

@@ -16,6 +16,7 @@ from ..db import translate
 from ..errors import ErrorCode, TicketHubError
 from .base import app
 from .common import is_json, session
+from .errors import as_dict, exit_code
 
 if TYPE_CHECKING:
     from .. import batch
@@ -96,19 +97,22 @@ def batch_cmd(
         with progress or nullcontext():
             task = progress.add_task("selling", total=_count_rows(path)) if progress else None
             group = 1 if stop_on_error or not batch.is_regular_file(stream) else batch.GROUP
-            for result in batch.run(s, source, stop_on_error=stop_on_error, group_size=group):
+            rows = batch.run(
+                s, source, stop_on_error=stop_on_error, group_size=group, show_error=as_dict
+            )
+            for result in rows:
                 summary.add(result)
                 if as_json:
                     render.emit_json(result.to_json())
                 if progress is not None and task is not None:
                     progress.advance(task)
     except (TicketHubError, sqlite3.Error) as exc:
-        err = exc if isinstance(exc, TicketHubError) else translate(exc)
+        err = exc if isinstance(exc, TicketHubError) else translate(exc, s.path)
         if summary.rows == 0:
             raise err from None
         _finish(as_json, summary, source, warned)  # what ran is committed: say so first
         render.error(err, as_json=as_json)
-        raise typer.Exit(err.exit_code) from None
+        raise typer.Exit(exit_code(err.code)) from None
     except KeyboardInterrupt:
         _finish(as_json, summary, source, warned)  # Ctrl-C: the rows that ran are committed
         sys.stderr.write(f"interrupted after {summary.rows} row(s)\n")
@@ -122,7 +126,7 @@ def batch_cmd(
 
 
 def batch_exit_code() -> int:
-    return TicketHubError(ErrorCode.BATCH_PARTIAL, "").exit_code
+    return exit_code(ErrorCode.BATCH_PARTIAL)
 
 
 def _progress() -> Any:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import typer
 
 from .. import render
-from ..session import Session, default_db_path, default_operator, init_session, open_session
+from ..session import Session, init_session, open_session
+from ..settings import Settings
 
 
 @dataclass
@@ -19,27 +19,25 @@ class Globals:
     json: bool
     operator: str
     debug: bool
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+    settings: Settings = field(default_factory=Settings)  # built once, from options and env
 
 
 def globals_of(ctx: typer.Context) -> Globals:
     root = ctx.find_root()
     if isinstance(root.obj, Globals):
         return root.obj
-    return Globals(default_db_path(), env_flag("TICKETHUB_JSON"), default_operator(), False)
+    settings = Settings.from_env()
+    return Globals(settings.db_path, settings.json, settings.default_operator(), False, settings)
 
 
 def session(ctx: typer.Context) -> Session:
     g = globals_of(ctx)
-    return open_session(g.db, g.operator)
+    return open_session(g.settings, g.operator)
 
 
 def new_session(ctx: typer.Context) -> tuple[Session, int, bool]:
     g = globals_of(ctx)
-    return init_session(g.db, g.operator)
+    return init_session(g.settings, g.operator)
 
 
 def output(ctx: typer.Context, payload: dict[str, Any], human: Callable[[], None]) -> None:

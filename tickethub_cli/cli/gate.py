@@ -14,6 +14,7 @@ import typer
 from .. import render
 from .base import app
 from .common import is_json, output, session
+from .errors import result_exit_code
 
 if TYPE_CHECKING:
     from ..checkin import Counters, Gate, ScanResult
@@ -114,23 +115,22 @@ def _scan_context(ctx: typer.Context, result: ScanResult, event: str) -> tuple[s
     other event for WRONG_EVENT), for one `validate` answer. Read after the scan was
     committed, so a failure here must not hide the answer: it falls back to UTC and ids."""
     from .. import events
-    from ..tickets import get_by_code
+    from ..tickets import show
 
+    zone = "UTC"
     try:
         s = session(ctx)
         zone = events.brief(s, event)["timezone"]
         if result.ticket_id is None:
             return zone, None
-        ticket = get_by_code(s.conn, result.code)
-        if ticket is None:
-            return zone, None
+        ticket = show(s, result.code)
         if result.result == "WRONG_EVENT":
             return zone, f"for {render.named(ticket['event_name'], ticket['event_id'])}"
         holder = ticket.get("buyer") or ticket.get("email")
         about = render.named(ticket["type_name"], ticket["ticket_type_id"])
         return zone, f"{about} · {holder}" if holder else about
     except Exception:  # noqa: BLE001 - the committed answer matters more than its names
-        return "UTC", None
+        return zone, None
 
 
 @app.command(
@@ -154,13 +154,13 @@ def validate_cmd(
     result = validate(session(ctx), code, event, gate=gate, dry_run=dry_run)
     if is_json(ctx):
         render.emit_json(result.to_json())
-        raise typer.Exit(result.exit_code)
+        raise typer.Exit(result_exit_code(result.result))
     zone, about = _scan_context(ctx, result, event)
     if sys.stdout.isatty():
         _show_scan(result, zone=zone, about=about)
     else:
         render.line(_line(result, zone, about))
-    raise typer.Exit(result.exit_code)
+    raise typer.Exit(result_exit_code(result.result))
 
 
 @app.command(
@@ -397,16 +397,9 @@ def checkin_undo(
 
 
 def _ticket_or_fail(ctx: typer.Context, code: str) -> dict[str, Any]:
-    from .. import codes
-    from ..errors import invalid, not_found
-    from ..tickets import get_by_code
+    from ..tickets import show
 
-    if not codes.is_well_formed(codes.canonical(code[:4096])):
-        raise invalid("not a well-formed ticket code (mistyped?)")
-    ticket = get_by_code(session(ctx).conn, code)
-    if ticket is None:
-        raise not_found("ticket", codes.pretty(codes.canonical(code)))
-    return ticket
+    return show(session(ctx), code)
 
 
 @ticket_app.command("show", epilog="Example: `tickethub ticket show K7QF-3M2A-98XC-TP4D-ZN6W-R2B6`")

@@ -169,7 +169,7 @@ def _print_format(print_dir: str | None, print_format: str | None) -> str:
     from .. import qr, ticket_print
 
     fmt = ticket_print.check_format(
-        ticket_print.DEFAULT_FORMAT if print_format is None else print_format, "--print-format"
+        ticket_print.DEFAULT_FORMAT if print_format is None else print_format, "print_format"
     )
     qr.check_dir(print_dir)
     return fmt
