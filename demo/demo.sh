@@ -27,10 +27,12 @@ print(d)' "$1"; }
 bold "1. The organizer sets up an event"
 run tickethub init
 run tickethub event create --name "Jazz Night" --starts-at 2027-06-01T20:00:00+02:00 \
-  --venue "Blue Hall" --currency EUR
+  --venue "Blue Hall" --currency EUR --timezone Europe/Berlin
 run tickethub ticket-type add 1 --name Standing --price 25.00 --capacity 100 --max-per-order 6
 run tickethub ticket-type add 1 --name "Front row" --price 60 --capacity 4
 run tickethub ticket-type update 2 --capacity 6
+bold "   The band is late: the event moves by an hour (times show in Berlin's time zone):"
+run tickethub event update 1 --starts-at 2027-06-01T21:00:00+02:00
 run tickethub event list
 bold "   Bad input is refused with one clear line and an exit code:"
 run tickethub ticket-type add 1 --name Balcony --price 1.234 --capacity 10
@@ -89,9 +91,11 @@ GOOD=$(tickethub --json order show 2 | field order.tickets.0.code)
 BATCH_ORDER=$(tickethub --json order list --status PAID | field orders.0.id)
 NEXT=$(tickethub --json order show "$BATCH_ORDER" | field order.tickets.0.code)
 VOID=$(tickethub --json order show 1 | field order.tickets.0.code)
-run tickethub event create --name "Other gig" --starts-at 2027-07-01T20:00:00Z
+run tickethub event create --name "Other gig" --starts-at 2027-07-01T20:00:00+01:00 \
+  --venue "Riverside" --timezone Europe/London
 run tickethub ticket-type add 2 --name GA --price 10 --capacity 50
 FOREIGN=$(tickethub --json sell -i 3:1 --pay cash | field order.tickets.0.code)
+tickethub --json sell -i 3:2 --pay card --card $OK_CARD --name "Eve" >/dev/null
 run tickethub ticket show "$GOOD"
 bold "   One-shot scans (exit 0 admitted, 10-14 rejected):"
 run tickethub validate "$GOOD" --event 1 --gate north
@@ -107,12 +111,29 @@ printf '%s\n' "$NEXT" "$(printf '%s' "$NEXT" | tr 'A-Z' 'a-z' | tr -d -)" "not-a
 bold "   A mistaken admission undone:"
 run tickethub checkin undo "$GOOD" --event 1 --reason "scanned the wrong wristband"
 run tickethub validate "$GOOD" --event 1 --gate north
-bold "   Printable tickets for the box office:"
-run tickethub sell -i 1:2 --pay cash --print-dir "$OUT/print"
+bold "   Printable tickets: PDF at the desk, SVG or PNG for the web shop:"
+run tickethub sell -i 1:2 --pay cash --name "Finn Example" --print-dir "$OUT/print" \
+  --print-format pdf
+run tickethub ticket export --order 2 --dir "$OUT/print" --format svg
 run tickethub report --event 1
 
-bold "7. Health"
+bold "7. The organizer calls an event off: every paid order refunded once, every ticket void"
+run tickethub ticket-type update 3 --sales closed
+run tickethub event cancel 2 --reason "storm warning"
+bold "   Run again (after a crash, say): nothing is refunded twice"
+run tickethub event cancel 2 --reason "storm warning"
+bold "   Its tickets no longer get in:"
+run tickethub validate "$FOREIGN" --event 2
+
+bold "8. Health"
 run tickethub reconcile
 run tickethub doctor
 run tickethub event show 1
-bold "Demo database: $TICKETHUB_DB"
+bold "Where the files are"
+printf '  database          %s\n' "$TICKETHUB_DB"
+printf '  printed tickets   %s\n' "$OUT/print"
+ls -l "$OUT/print" | sed 's/^/    /'
+printf '  batch file        %s\n' "$OUT/sales.csv"
+printf '  signed callback   %s\n' "$OUT/callback.json"
+printf '  try it yourself:  export TICKETHUB_DB=%q; .venv/bin/tickethub event list\n' \
+  "$TICKETHUB_DB"

@@ -160,7 +160,15 @@ def test_calling_an_event_off_refunds_each_order_once_even_across_a_crash(tmp_pa
     charges = proc(db, "payment", "ledger").json["charges"]
     assert [(c["status"], c["refunded_minor"]) for c in charges] == [("refunded", 4000)] * 3
     assert proc(db, "order", "show", str(other)).json["order"]["status"] == "PAID"
-    assert proc(db, "event", "cancel", event, "--reason", "storm").code == 4  # already off
+    before = dump(db)
+    again = proc(db, "event", "cancel", event, "--reason", "storm")  # a re-run: safe, a no-op
+    assert again.code == 0 and again.json["already_cancelled"] is True
+    assert again.json["cancelled_orders"] == [] and again.json["refunds"] == []
+    assert dump(db) == before
+    said = run("--db", db, "event", "cancel", event, "--reason", "storm")
+    assert "already called off (storm)" in said.stdout
+    charges = proc(db, "payment", "ledger").json["charges"]
+    assert [(c["status"], c["refunded_minor"]) for c in charges] == [("refunded", 4000)] * 3
     healthy(db)
 
 

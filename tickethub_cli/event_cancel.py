@@ -5,7 +5,8 @@ Resumable: the event is marked `cancelling` first, then its orders are cancelled
 each in its own transactions (`orders.cancel_order`, which asks the provider about an open
 payment first and refunds each captured payment at most once). A crash anywhere leaves the
 event `cancelling`; running the command again goes on from the orders still open, and the
-refunds already given are never given again. The event is `cancelled` once none is left.
+refunds already given are never given again. The event is `cancelled` once none is left;
+running the command on it then changes nothing and says so (exit 0: the outcome asked for).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from . import audit, events, orders, payments
 from . import validation as v
 from .db import transaction
-from .errors import ErrorCode, TicketHubError, invalid_state, ref
+from .errors import ErrorCode, TicketHubError, ref
 from .session import Session
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -68,8 +69,7 @@ def cancel_event(
                 c, s.operator, "event", eid, "status", from_state="on_sale",
                 to_state="cancelling", reason=why,
             )  # fmt: skip
-        elif event["status"] == "cancelled":
-            raise invalid_state(f"event {eid} is already called off")
+    already = event["status"] == "cancelled"  # a re-run (after a crash, say) is safe: 0
     todo = _open_orders(s, eid)
     done, left, refunds = [], [], []
     for n, oid in enumerate(todo, start=1):
@@ -100,6 +100,7 @@ def cancel_event(
         "cancelled_orders": done,
         "left": left,
         "refunds": refunds,
+        "already_cancelled": already,
     }
 
 

@@ -163,6 +163,13 @@ def event_cancel(
 
     def human() -> None:
         event = result["event"]
+        if result.get("already_cancelled"):
+            render.line(
+                f"{render.named(event['name'], event['id'])} was already called off"
+                f" ({event['cancel_reason'] or 'no reason given'}): nothing left to refund",
+                wrap=True,
+            )
+            return
         render.line(
             f"{render.named(event['name'], event['id'])}: {event['status']};"
             f" {len(result['cancelled_orders'])} order(s) cancelled now",
