@@ -23,6 +23,10 @@ class ErrorCode(StrEnum):
     DB_ERROR = "DB_ERROR"
     BATCH_PARTIAL = "BATCH_PARTIAL"
     INVARIANT_VIOLATION = "INVARIANT_VIOLATION"
+    # over HTTP (tickethub serve): who may act, and how often
+    UNAUTHORIZED = "UNAUTHORIZED"
+    FORBIDDEN = "FORBIDDEN"
+    RATE_LIMITED = "RATE_LIMITED"
 
 
 EXIT_CODES: dict[ErrorCode, int] = {
@@ -42,6 +46,9 @@ EXIT_CODES: dict[ErrorCode, int] = {
     ErrorCode.DB_ERROR: 7,
     ErrorCode.BATCH_PARTIAL: 8,
     ErrorCode.INVARIANT_VIOLATION: 9,
+    ErrorCode.UNAUTHORIZED: 2,
+    ErrorCode.FORBIDDEN: 2,
+    ErrorCode.RATE_LIMITED: 4,
 }
 
 

@@ -22,6 +22,7 @@ from . import clock
 from . import validation as v
 from .errors import invalid
 
+MAX_KEY = 255  # the HTTP Idempotency-Key's bound too (1-255 printable ASCII there)
 LEASE_US = 30_000_000  # a worker's lease: at most 30 s without a sign of life
 _HOST = socket.gethostname()
 
@@ -43,8 +44,8 @@ def check_key(key: str) -> str:
     key = unicodedata.normalize("NFC", key).strip()
     if not key:
         raise invalid("idempotency key must not be empty")
-    if len(key) > 200:
-        raise invalid("idempotency key is longer than 200 characters")
+    if len(key) > MAX_KEY:
+        raise invalid(f"idempotency key is longer than {MAX_KEY} characters")
     if v.has_control(key):
         raise invalid("idempotency key must not contain control characters")
     return key

@@ -189,6 +189,8 @@ COMMAND_MODULES = {
     "checkin": "gate",
     "ticket": "gate",
     "report": "gate",
+    "serve": "serve",
+    "token": "tokens",
 }
 ALL_MODULES = tuple(dict.fromkeys(COMMAND_MODULES.values()))
 

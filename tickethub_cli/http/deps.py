@@ -1,0 +1,183 @@
+"""The HTTP layer's one door into the domain: sessions, the writer, errors → statuses, tokens.
+
+Routes never open connections or map errors themselves: reads run on per-thread sessions in
+the thread pool, writes go through the process's group-commit writer, and every error
+leaves through `error_response` with the status of ONE table (`STATUS`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from .. import tokens
+from ..errors import ErrorCode, TicketHubError
+from ..session import Session, open_session
+from ..store.writer import Writer
+
+# The one error → status table of the HTTP transport (HTTP_API.md, "Errors").
+STATUS: dict[ErrorCode, int] = {
+    ErrorCode.INVALID_INPUT: 400,
+    ErrorCode.USAGE: 400,
+    ErrorCode.SIGNATURE_INVALID: 400,
+    ErrorCode.AMOUNT_MISMATCH: 400,
+    ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.PAYMENT_DECLINED: 402,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.INVALID_STATE: 409,
+    ErrorCode.IN_PROGRESS: 409,
+    ErrorCode.SOLD_OUT: 409,
+    ErrorCode.IDEMPOTENCY_MISMATCH: 422,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.INTERNAL: 500,
+    ErrorCode.DB_ERROR: 500,
+    ErrorCode.BATCH_PARTIAL: 500,
+    ErrorCode.INVARIANT_VIOLATION: 500,
+    ErrorCode.PAYMENT_UNKNOWN: 502,
+    ErrorCode.DB_BUSY: 503,
+}
+RETRY_AFTER: dict[ErrorCode, int] = {ErrorCode.IN_PROGRESS: 1, ErrorCode.DB_BUSY: 1}
+
+JSON_TYPE = "application/json"
+
+
+def dumps(payload: Any) -> bytes:
+    """The one serializer of response bodies (compact, UTF-8, key order as built)."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None):
+    return Response(dumps(payload), status, headers=headers, media_type=JSON_TYPE)
+
+
+def status_of(err: TicketHubError) -> int:
+    return STATUS.get(err.code, 500)
+
+
+def error_headers(err: TicketHubError) -> dict[str, str]:
+    retry = err.details.get("retry_after") if err.code is ErrorCode.RATE_LIMITED else None
+    retry = retry or RETRY_AFTER.get(err.code)
+    return {"Retry-After": str(retry)} if retry else {}
+
+
+def error_body(err: TicketHubError) -> dict[str, Any]:
+    return {"error": err.to_dict()}
+
+
+def error_response(err: TicketHubError) -> Response:
+    return json_response(error_body(err), status_of(err), error_headers(err))
+
+
+def unauthorized(message: str = "a valid bearer token is required") -> TicketHubError:
+    return TicketHubError(
+        ErrorCode.UNAUTHORIZED,
+        message,
+        hint="send Authorization: Bearer <secret> from `tickethub token create`",
+    )
+
+
+def forbidden(message: str) -> TicketHubError:
+    return TicketHubError(ErrorCode.FORBIDDEN, message)
+
+
+class Backend:
+    """What one server process holds: the database path, per-thread read sessions, the
+    writer, and the idempotency keys this process is working on right now."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._sessions: list[Session] = []
+        self._lock = threading.Lock()
+        self.writer = Writer(lambda: open_session(path, operator="http"))
+        self.in_flight: set[str] = set()  # keys; touched only on the event loop
+
+    # ------------------------------------------------------------------ reading
+    def session(self) -> Session:
+        """This thread's read session (sqlite connections belong to one thread)."""
+        s = getattr(self._local, "session", None)
+        if s is None:
+            s = open_session(self.path, operator="http")
+            self._local.session = s
+            with self._lock:
+                self._sessions.append(s)
+        return s
+
+    async def read(self, fn: Callable[[Session], Any]) -> Any:
+        """Run a read on a pool thread's own connection."""
+        return await run_in_threadpool(self._read_now, fn)
+
+    def _read_now(self, fn: Callable[[Session], Any]) -> Any:
+        s = self.session()
+        try:
+            return fn(s)
+        finally:
+            if s.conn.in_transaction:  # a read never keeps a snapshot open between requests
+                s.conn.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        return self.session().conn.execute("PRAGMA user_version").fetchone()[0]
+
+    # ------------------------------------------------------------------ writing
+    async def unit(self, fn: Callable[[Session], Any], operator: str) -> Any:
+        return await asyncio.wrap_future(self.writer.unit(fn, operator))
+
+    async def batch(self, fn: Callable[[Session, list[Any]], list[Any]], arg: Any, operator: str):
+        return await asyncio.wrap_future(self.writer.batch(fn, arg, operator))
+
+    async def solo(self, fn: Callable[[Session], Any], operator: str) -> Any:
+        return await asyncio.wrap_future(self.writer.solo(fn, operator))
+
+    # ------------------------------------------------------------------ tokens
+    def token_for(self, authorization: str | None) -> dict[str, Any]:
+        """The live token of an `Authorization: Bearer …` header; 401 otherwise. Reads only."""
+        if not authorization:
+            raise unauthorized()
+        scheme, _, secret = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise unauthorized()
+        token = tokens.authenticate(self.session().conn, secret.strip())
+        if token is None:
+            raise unauthorized("unknown or revoked token")
+        return token
+
+    def close(self) -> None:
+        """Drain the writer (its session closes in its thread). Read sessions belong to
+        their pool threads: closed where possible, else at process exit (reads only)."""
+        self.writer.close()
+        with self._lock:
+            for s in self._sessions:
+                with contextlib.suppress(sqlite3.ProgrammingError):
+                    s.close()
+            self._sessions.clear()
+
+
+def operator_of(token: dict[str, Any]) -> str:
+    """Who acts, for the audit log: the token, by id and name (never its secret)."""
+    name = token.get("name")
+    return f"token:{token['id']}" + (f":{name}" if name else "")
+
+
+def check_role(token: dict[str, Any], roles: tuple[str, ...]) -> None:
+    if token["role"] != "admin" and token["role"] not in roles:
+        raise forbidden(f"a {token['role']} token may not do this")
+
+
+def check_event(token: dict[str, Any], event_id: object) -> None:
+    """A token bound to one event (`token create --event`) acts on that event only."""
+    bound = token.get("event_id")
+    if bound is not None and str(event_id).strip() != str(bound):
+        raise forbidden(f"this token is for event {bound} only")
+
+
+def backend_name() -> str:
+    return "sqlite"
