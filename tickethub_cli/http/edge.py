@@ -7,6 +7,7 @@ header or a body: no token secret, ticket code or card number can reach the log.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -107,10 +108,8 @@ class Edge:
             "token_id": state.get("token_id"),
         }
         assert self.log is not None
-        try:
+        with contextlib.suppress(OSError, ValueError):  # a broken log never fails a request
             self.log.write(json.dumps(line, separators=(",", ":")) + "\n")
-        except (OSError, ValueError):  # a closed or broken log never fails a request
-            pass
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -10,6 +10,7 @@ replayed byte for byte but for `"replayed": true` and the `Idempotent-Replayed` 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sqlite3
 from collections.abc import Awaitable, Callable
@@ -104,10 +105,9 @@ async def run(
                     return _replay(key, digest, stored)
             status, body = 201, dumps({"order": result.order, "replayed": False})
             replayed = result.replayed
-        try:
+        # the order is committed either way; unstored, a retry replays it by the domain's key
+        with contextlib.suppress(TicketHubError):
             await b.unit(lambda s: _store(s.conn, key, digest, status, body), operator)
-        except TicketHubError:
-            pass  # the order is committed; a retry replays it through the domain's key
         return _respond(status, body, replayed)
     finally:
         b.in_flight.discard(key)
