@@ -81,7 +81,7 @@ def test_web_stack_is_loaded_by_serve_only(tmp_path):
 def test_health_and_openapi_need_no_token(api):
     health = api.client.get("/healthz")
     assert health.status_code == 200
-    assert health.json() == {"ok": True, "backend": "sqlite", "schema_version": 4}
+    assert health.json() == {"ok": True, "backend": "sqlite", "schema_version": 4, "in_flight": 1}
     spec = api.client.get("/openapi.json").json()
     paths = {(p, meth.upper()) for p, ops in spec["paths"].items() for meth in ops}
     for route in [

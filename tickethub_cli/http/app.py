@@ -75,6 +75,7 @@ def create_app(db_path: str, *, access_log: TextIO | None = sys.stderr) -> Any:
 
     app.include_router(router)
     edge = Edge(app, access_log)
+    app.state.edge = edge
     edge.state = app.state  # type: ignore[attr-defined]  # tests reach the backend
     return edge
 

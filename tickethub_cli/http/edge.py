@@ -42,6 +42,7 @@ class Edge:
     def __init__(self, app: Any, log: TextIO | None = sys.stderr) -> None:
         self.app = app
         self.log = log
+        self.in_flight = 0  # requests being answered now (healthz shows it: drain checks)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -61,6 +62,7 @@ class Edge:
             await send(message)
 
         size = 0
+        self.in_flight += 1
         try:
             body = await self._bounded_body(scope, receive)
             if body is None:
@@ -69,6 +71,7 @@ class Edge:
             size = len(body)
             await self.app(scope, _replay(body, receive), tagged)
         finally:
+            self.in_flight -= 1
             if self.log is not None:
                 self._log(scope, rid, status[0], started, size)
 

@@ -61,7 +61,14 @@ AS_BOX_OFFICE, AS_GATE = role(*BOX_OFFICE), role(*GATE)
 @router.get("/healthz", response_model=m.HealthOut, tags=["health"])
 async def healthz(request: Request) -> Response:
     version = await backend(request).read(lambda s: backend(request).schema_version())
-    return json_response({"ok": True, "backend": "sqlite", "schema_version": version})
+    return json_response(
+        {
+            "ok": True,
+            "backend": "sqlite",
+            "schema_version": version,
+            "in_flight": request.app.state.edge.in_flight,  # this one included
+        }
+    )
 
 
 # ------------------------------------------------------------------------------ events
