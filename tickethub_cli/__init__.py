@@ -34,9 +34,11 @@ _MODULES = {
     "orders",
     "payments",
     "qr",
+    "ratelimit",
     "reconcile",
     "reports",
     "tickets",
+    "tokens",
 }
 
 
