@@ -10,17 +10,22 @@ else an asyncio/httpx client in its own processes. 64 keep-alive connections, 10
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import re
-import shutil
-import sqlite3
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
+
+# this file's name shadows the standard library's `http` package for anything imported
+# after it (starlette, httpx): take our folder off the path before importing them
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import sqlite3  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -91,15 +96,13 @@ end
 """,
     "purchase": """
 local counter = 0
-local id = 0
 local ids = 0
-setup = function(thread) ids = ids + 1; thread:set("id", ids) end
-wrk.headers["Authorization"] = "Bearer %(box)s"
-wrk.headers["Content-Type"] = "application/json"
+setup = function(thread) ids = ids + 1; thread:set("id", ids) end  -- a global per thread
 request = function()
   counter = counter + 1
-  return wrk.format("POST", "/tickets/purchase",
-    {["Idempotency-Key"] = "bench-%(run)s-" .. id .. "-" .. counter},
+  local headers = {["Authorization"] = "Bearer %(box)s", ["Content-Type"] = "application/json",
+    ["Idempotency-Key"] = "bench-%(run)s-" .. id .. "-" .. counter}
+  return wrk.format("POST", "/tickets/purchase", headers,
     '{"items":[{"ticket_type_id":%(type)d,"quantity":1}],"pay":"cash"}')
 end
 """,
@@ -226,7 +229,9 @@ def main() -> int:
     ).fetchone()[0]
     paid = conn.execute("SELECT count(*) FROM orders WHERE status = 'PAID'").fetchone()[0]
     conn.close()
-    checks.append(f"sold {sold} = tickets {tickets} ≤ capacity {cap}, held {held}; PAID orders {paid}")
+    checks.append(
+        f"sold {sold} = tickets {tickets} ≤ capacity {cap}, held {held}; PAID orders {paid}"
+    )
     doctor = subprocess.run(
         [tickethub, "--db", db, "--json", "doctor"], capture_output=True, text=True
     )
@@ -238,7 +243,7 @@ def main() -> int:
         f"wrk, 2 threads, {args.connections} keep-alive connections, {args.seconds} s per run,"
         f" server `--workers {args.workers}` (uvicorn, httptools, uvloop when installed);"
         " runs alternate with a minimal Starlette endpoint (one POST route answering"
-        " `{\"ok\":true}`) on the same uvicorn settings. Load generator and server share"
+        ' `{"ok":true}`) on the same uvicorn settings. Load generator and server share'
         f" this machine's {os.cpu_count()} cores.\n"
     )
     print("| run | requests/s | × minimal | p50 ms | p99 ms | non-2xx | socket errors |")

@@ -8,7 +8,9 @@ header or a body: no token secret, ticket code or card number can reach the log.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
+import os
 import sys
 import time
 import uuid
@@ -26,16 +28,20 @@ _TOO_LARGE = json.dumps(
 ).encode()
 
 
+_PREFIX = f"{uuid.uuid4().hex[:12]}-{os.getpid():x}-"  # unique per process start
+_serial = itertools.count(1)
+
+
 def _request_id(scope: Scope) -> str:
     """The caller's X-Request-Id when it is a sane token (so a trace spans systems), else
-    a fresh one."""
+    a fresh one: this process's random prefix and a serial (no syscall per request)."""
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
             text = value.decode("latin-1")
             if 0 < len(text) <= 128 and all(33 <= ord(ch) < 127 for ch in text):
                 return text
             break
-    return uuid.uuid4().hex
+    return f"{_PREFIX}{next(_serial)}"
 
 
 class Edge:

@@ -51,6 +51,17 @@ def _announce(host: str, port: int) -> None:
     sys.stdout.flush()
 
 
+def _settle_memory() -> None:
+    """Move everything built at start-up (modules, app, schema) out of the collector's way,
+    and collect the young generation less often: a request allocates many small objects and
+    frees them again; scanning them every 700 allocations cost ~10% of the event loop."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
+
+
 def _calm_signals() -> None:
     """uvicorn re-raises the signal it caught once it has shut down gracefully; with these
     handlers in place that re-raise is a no-op and the process exits 0."""
@@ -73,6 +84,7 @@ def _run_one(db_path: str, host: str, port: int) -> int:
         _announce(host, bound[1])
 
     server = _Server(_config(create_app(db_path), host, port), ready)
+    _settle_memory()
     _calm_signals()
     server.run()
     return 0 if server.started else 1
@@ -140,6 +152,7 @@ def _worker(db_path: str, sock: socket.socket, ready_w: int) -> int:
         os.close(ready_w)
 
     server = _Server(_config(create_app(db_path), "", 0), ready)
+    _settle_memory()
     _calm_signals()
     server.run(sockets=[sock])
     return 0 if server.started else 1
