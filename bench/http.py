@@ -81,7 +81,11 @@ def stop(p: subprocess.Popen) -> None:
 
 
 LUA = {
-    "minimal": 'wrk.method = "POST"\nwrk.body = "{}"\nwrk.headers["Content-Type"] = "application/json"\n',
+    "minimal": """
+wrk.method = "POST"
+wrk.body = "{}"
+wrk.headers["Content-Type"] = "application/json"
+""",
     "validate": """
 local codes = {%(codes)s}
 local n = 0
