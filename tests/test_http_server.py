@@ -4,6 +4,7 @@ one key, a graceful SIGTERM, and kill -9 followed by `reconcile`."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -263,3 +264,49 @@ def test_kill_9_then_reconcile_every_order_final_and_every_2xx_present(tmp_path)
     assert set(statuses.values()) <= {"PAID", "FAILED", "CANCELLED"}, Counter(statuses.values())
     assert all(statuses.get(oid) == "PAID" for oid in answered)
     healthy(db)
+
+
+def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [tickethub_exe(), *args], input=stdin, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_gate_and_validate_against_a_server_print_what_the_local_ones_do(shop):
+    db, ids, secrets = shop
+    server = Server(db)
+    try:
+        sold = _purchase(server.url, secrets["box-office"], "remote", ids["ga"], qty=2)
+        first, second = (t["code"] for t in sold.json()["order"]["tickets"])
+        remote = ("--json", "--server", server.url, "--token", secrets["gate"])
+        admitted = _cli(*remote, "validate", first, "--event", str(ids["event"]), "-g", "n")
+        assert admitted.returncode == 0, admitted.stderr
+        again = _cli(*remote, "validate", first, "--event", str(ids["event"]))
+        assert again.returncode == 10
+        local = _cli("--db", db, "--json", "validate", first, "--event", str(ids["event"]))
+        assert local.returncode == 10 and local.stdout == again.stdout
+        scanned = _cli(
+            *remote, "gate", "--event", str(ids["event"]), "-g", "n", stdin=f"{second}\njunk\n"
+        )
+        assert scanned.returncode == 0, scanned.stderr
+        lines = [json.loads(x) for x in scanned.stdout.splitlines()]
+        assert [x.get("result") for x in lines[:2]] == ["ADMITTED", "MALFORMED"]
+        assert lines[2]["summary"]["admitted"] == 1 and lines[2]["summary"]["MALFORMED"] == 1
+        wrong_token = _cli(
+            "--json",
+            "--server",
+            server.url,
+            "--token",
+            "th_x",
+            "validate",
+            first,
+            "--event",
+            str(ids["event"]),
+        )
+        assert wrong_token.returncode == 2
+        assert json.loads(wrong_token.stderr)["error"]["code"] == "UNAUTHORIZED"
+        not_gate = _cli(*remote, "event", "list")
+        assert not_gate.returncode == 2 and "gate" in not_gate.stderr
+    finally:
+        assert server.stop() == 0
+    assert count(db, "SELECT count(*) FROM tickets WHERE checked_in_at IS NOT NULL") == 2

@@ -20,7 +20,7 @@ from typer.core import TyperGroup
 from .. import render
 from ..errors import ErrorCode, TicketHubError
 
-_VALUE_OPTIONS = {"--db", "--operator"}
+_VALUE_OPTIONS = {"--db", "--operator", "--server", "--token"}
 _FLAG_OPTIONS = {"--json", "--debug"}
 
 

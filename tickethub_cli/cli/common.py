@@ -19,6 +19,8 @@ class Globals:
     json: bool
     operator: str
     debug: bool
+    server: str | None = None  # gate/validate against `tickethub serve` instead of the file
+    token: str | None = None
 
 
 def env_flag(name: str) -> bool:

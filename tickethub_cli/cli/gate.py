@@ -13,7 +13,7 @@ import typer
 
 from .. import render
 from .base import app
-from .common import is_json, output, session
+from .common import globals_of, is_json, output, session
 
 if TYPE_CHECKING:
     from ..checkin import Counters, ScanResult
@@ -103,9 +103,7 @@ def validate_cmd(
 ) -> None:
     """Check one code and admit it once. The outcome is printed whatever the exit code:
     ADMITTED 0, ALREADY_USED 10, UNKNOWN 11, WRONG_EVENT 12, VOID 13, MALFORMED 14."""
-    from ..checkin import validate
-
-    result = validate(session(ctx), code, event, gate=gate, dry_run=dry_run)
+    result = _gate(ctx, event, gate, dry_run=dry_run).scan(code)
     if is_json(ctx):
         render.emit_json(result.to_json())
     elif sys.stdout.isatty():
@@ -123,9 +121,9 @@ def validate_cmd(
 def gate_cmd(ctx: typer.Context, event: EventOpt, gate: GateOpt = None) -> None:
     """The scanner loop: one code per line on stdin, each answered at once (a big ADMIT or
     REJECT on a terminal, one JSON line each with --json). Exits 0 with a summary."""
-    from ..checkin import Counters, Gate
+    from ..checkin import Counters
 
-    g = Gate(session(ctx), event, gate)
+    g = _gate(ctx, event, gate)
     counters = Counters()
     as_json, tty = is_json(ctx), sys.stdout.isatty()
     if tty and not as_json:
@@ -150,6 +148,18 @@ def gate_cmd(ctx: typer.Context, event: EventOpt, gate: GateOpt = None) -> None:
             ),
             {"summary": summary},
         )
+
+
+def _gate(ctx: typer.Context, event: str, gate: str | None, *, dry_run: bool = False) -> Any:
+    """The local gate on the file, or (with --server) the same gate over HTTP."""
+    g = globals_of(ctx)
+    if g.server is not None:
+        from ..http.client import Remote, RemoteGate
+
+        return RemoteGate(Remote(g.server, g.token), event, gate, dry_run=dry_run)
+    from ..checkin import Gate
+
+    return Gate(session(ctx), event, gate, dry_run=dry_run)
 
 
 def _answer(results: list[ScanResult], counters: Counters, *, as_json: bool, tty: bool) -> None:

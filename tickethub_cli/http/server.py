@@ -39,6 +39,12 @@ class _Server(uvicorn.Server):
         super().__init__(config)
         self._on_ready = on_ready
 
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        """Every SIGTERM or SIGINT means: stop accepting, finish what is in flight. A second
+        one (Ctrl-C in a terminal reaches the workers and the parent forwards SIGTERM too)
+        must not cut requests short, as uvicorn's own handler would."""
+        self.should_exit = True
+
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
         if self.started and not self.should_exit:
@@ -60,6 +66,9 @@ def _settle_memory() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)
+    # the event loop and the writer thread hand the GIL back and forth around every SQLite
+    # call; at the default 5 ms a request waited whole slices for its turn
+    sys.setswitchinterval(0.0005)
 
 
 def _calm_signals() -> None:
