@@ -17,7 +17,7 @@ from starlette.responses import Response
 from .. import __version__
 from ..db import translate
 from ..errors import ErrorCode, TicketHubError
-from .deps import Backend, error_response
+from .deps import Backend, error_response, validation_error
 from .edge import Edge
 
 _HTTP_CODES = {404: ErrorCode.NOT_FOUND, 401: ErrorCode.UNAUTHORIZED, 403: ErrorCode.FORBIDDEN}
@@ -50,7 +50,7 @@ def create_app(db_path: str, *, access_log: TextIO | None = sys.stderr) -> Any:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        return error_response(_validation_error(exc))
+        return error_response(validation_error(exc.errors()))
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Response:
@@ -74,20 +74,9 @@ def create_app(db_path: str, *, access_log: TextIO | None = sys.stderr) -> Any:
     from .routes import router
 
     app.include_router(router)
-    edge = Edge(app, access_log)
+    from .fast import FastPath
+
+    edge = Edge(app, access_log, fast=FastPath(backend))
     app.state.edge = edge
     edge.state = app.state  # type: ignore[attr-defined]  # tests reach the backend
     return edge
-
-
-def _validation_error(exc: RequestValidationError) -> TicketHubError:
-    """pydantic's complaint as one INVALID_INPUT line naming the field (input never echoed:
-    it may hold a card number)."""
-    errors = exc.errors()
-    first = errors[0] if errors else {}
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("body",)]
-    field = ".".join(loc) or "body"
-    message = str(first.get("msg", "invalid request"))
-    if first.get("type") == "json_invalid":
-        field, message = "body", "request body is not valid JSON"
-    return TicketHubError(ErrorCode.INVALID_INPUT, f"{field}: {message}", details={"field": field})

@@ -12,7 +12,7 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -75,6 +75,18 @@ def error_body(err: TicketHubError) -> dict[str, Any]:
 
 def error_response(err: TicketHubError) -> Response:
     return json_response(error_body(err), status_of(err), error_headers(err))
+
+
+def validation_error(errors: Sequence[Any]) -> TicketHubError:
+    """pydantic's complaint as one INVALID_INPUT line naming the field (the input is never
+    echoed: it may hold a card number)."""
+    first = errors[0] if errors else {}
+    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    field = ".".join(loc) or "body"
+    message = str(first.get("msg", "invalid request"))
+    if first.get("type") == "json_invalid":
+        field, message = "body", "request body is not valid JSON"
+    return TicketHubError(ErrorCode.INVALID_INPUT, f"{field}: {message}", details={"field": field})
 
 
 def unauthorized(message: str = "a valid bearer token is required") -> TicketHubError:

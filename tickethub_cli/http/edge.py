@@ -45,9 +45,10 @@ def _request_id(scope: Scope) -> str:
 
 
 class Edge:
-    def __init__(self, app: Any, log: TextIO | None = sys.stderr) -> None:
+    def __init__(self, app: Any, log: TextIO | None = sys.stderr, fast: Any = None) -> None:
         self.app = app
         self.log = log
+        self.fast = fast  # answers the hot routes without the framework (fast.py)
         self.in_flight = 0  # requests being answered now (healthz shows it: drain checks)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -75,7 +76,8 @@ class Edge:
                 await _send_413(tagged)
                 return
             size = len(body)
-            await self.app(scope, _replay(body, receive), tagged)
+            if self.fast is None or not await self.fast(scope, body, tagged):
+                await self.app(scope, _replay(body, receive), tagged)
         finally:
             self.in_flight -= 1
             if self.log is not None:
@@ -110,7 +112,7 @@ class Edge:
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "request_id": rid,
             "method": scope.get("method"),
-            "route": getattr(route, "path", None),
+            "route": getattr(route, "path", None) or state.get("route"),
             "status": status,
             "ms": round((time.perf_counter() - started) * 1000, 2),
             "bytes_in": size,

@@ -194,6 +194,13 @@ async def purchase(
     idempotency_key: KeyHeader = None,
     token: Token = AS_BOX_OFFICE,
 ) -> Response:
+    return await do_purchase(backend(request), token, body, idempotency_key)
+
+
+async def do_purchase(
+    b: Backend, token: Token, body: m.PurchaseIn, idempotency_key: str | None
+) -> Response:
+    """The route's work once the token and the body are known (also run by fast.py)."""
     key = idem.check_header(idempotency_key)
     req = OrderRequest.parse(
         items=_items(body),
@@ -203,7 +210,7 @@ async def purchase(
         card=body.card,
         idempotency_key=key,
     )
-    b, op = backend(request), operator_of(token)
+    op = operator_of(token)
     digest = idem.request_hash("POST", "/tickets/purchase", req.fingerprint("purchase"))
     return await idem.run(b, key, digest, op, lambda: b.batch(orders.purchase_many, req, op))
 
@@ -297,6 +304,11 @@ async def list_orders(
 async def validate(request: Request, body: m.ValidateIn, token: Token = AS_GATE) -> Response:
     """200 whatever the result (ADMITTED, ALREADY_USED, UNKNOWN, WRONG_EVENT, VOID,
     MALFORMED); 429 once the token has had too many UNKNOWN/MALFORMED results."""
+    return await do_validate(backend(request), token, body)
+
+
+async def do_validate(b: Backend, token: Token, body: m.ValidateIn) -> Response:
+    """The route's work once the token and the body are known (also run by fast.py)."""
     check_event(token, body.event_id)
     token_id = token["id"]
 
@@ -312,7 +324,7 @@ async def validate(request: Request, body: m.ValidateIn, token: Token = AS_GATE)
             ratelimit.record(s.conn, token_id, result.result, now)
         return result
 
-    out = await backend(request).unit(scan, operator_of(token))
+    out = await b.unit(scan, operator_of(token))
     if isinstance(out, int):
         raise TicketHubError(
             ErrorCode.RATE_LIMITED,
