@@ -128,6 +128,11 @@ class Backend:
         """Run a read on a pool thread's own connection."""
         return await run_in_threadpool(self._read_now, fn)
 
+    def read_here(self, fn: Callable[[Session], Any]) -> Any:
+        """A read of one indexed row, on the calling thread (the event loop): cheaper than
+        a hop to the pool. Only for reads that cannot wait (WAL readers never do)."""
+        return self._read_now(fn)
+
     def _read_now(self, fn: Callable[[Session], Any]) -> Any:
         s = self.session()
         try:

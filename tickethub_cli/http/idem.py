@@ -88,7 +88,7 @@ async def run(
         )
     b.in_flight.add(key)  # the loop runs one coroutine at a time: check-and-add is atomic
     try:
-        stored = await b.read(lambda s: _lookup(s.conn, key))
+        stored = b.read_here(lambda s: _lookup(s.conn, key))
         if stored is not None:
             return _replay(key, digest, stored)
         try:
@@ -100,7 +100,7 @@ async def run(
             replayed = False
         else:
             if result.replayed:  # a key answered before: by another process, or the CLI
-                stored = await b.read(lambda s: _lookup(s.conn, key))
+                stored = b.read_here(lambda s: _lookup(s.conn, key))
                 if stored is not None:
                     return _replay(key, digest, stored)
             status, body = 201, dumps({"order": result.order, "replayed": False})
