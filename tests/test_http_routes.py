@@ -586,3 +586,14 @@ def test_rate_limit_window_passes(api, monkeypatch):
         api.call("POST", "/tickets/validate", "gate1", {"code": "X", "event_id": eid}).status_code
         == 200
     )
+
+
+def test_hostile_text_leaves_as_inert_json_escapes(api):
+    name = "Gig\u202e\u009b[31m"
+    made = api.call("POST", "/events", body={"name": "x", "starts_at": "2027-01-01T20:00:00Z"})
+    eid = made.json()["event"]["id"]
+    bad = api.call("POST", "/events", body={"name": name, "starts_at": "2027-01-01T20:00:00Z"})
+    assert bad.status_code == 400  # refused at input, as on the command line
+    scan = api.call("POST", "/tickets/validate", "gate", {"code": "\u202e\u009b", "event_id": eid})
+    assert scan.status_code == 200 and scan.json()["result"] == "MALFORMED"
+    assert "\u202e".encode() not in scan.content and b"\xc2\x9b" not in scan.content

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ from .. import tokens
 from ..errors import ErrorCode, TicketHubError
 from ..session import Session, open_session
 from ..store.writer import Writer
+from ..validation import UNSAFE_CHARS
 
 # The one error → status table of the HTTP transport (HTTP_API.md, "Errors").
 STATUS: dict[ErrorCode, int] = {
@@ -48,11 +50,19 @@ STATUS: dict[ErrorCode, int] = {
 RETRY_AFTER: dict[ErrorCode, int] = {ErrorCode.IN_PROGRESS: 1, ErrorCode.DB_BUSY: 1}
 
 JSON_TYPE = "application/json"
+# and lone surrogates, which UTF-8 cannot carry: escaped, never a failed answer
+_UNSHOWABLE = re.compile(UNSAFE_CHARS.pattern[:-1] + "\ud800-\udfff]")
 
 
 def dumps(payload: Any) -> bytes:
-    """The one serializer of response bodies (compact, UTF-8, key order as built)."""
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """The one serializer of response bodies (compact, UTF-8, key order as built). Stored
+    text is data: characters that steer a terminal or reorder text (C1, bidi controls, line
+    separators; json escapes C0 itself) leave as \\u escapes, the same JSON value, so
+    `curl` in a terminal shows them inert, as the CLI's --json does."""
+    out = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    if _UNSHOWABLE.search(out) is not None:
+        out = _UNSHOWABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", out)
+    return out.encode("utf-8")
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None):
