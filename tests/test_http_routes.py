@@ -159,6 +159,16 @@ def test_revoked_token_refused_on_next_request(api):
     tokens.revoke_token(s, viewer_id)
     s.close()
     assert api.call("GET", "/events", "viewer").status_code == 401
+    scan = {"code": "AAAA", "event_id": api.ids["event"]}
+    assert api.call("POST", "/tickets/validate", "gate", scan).status_code == 200
+    s = th.open_session(api.db, operator="tester")
+    gate_id = next(t["id"] for t in tokens.list_tokens(s) if t["name"] == "gate")
+    tokens.revoke_token(s, gate_id)
+    s.close()
+    before = dump(api.db)
+    refused = api.call("POST", "/tickets/validate", "gate", scan)
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "UNAUTHORIZED"
+    assert dump(api.db) == before
 
 
 def test_roles_reach_their_routes(api):

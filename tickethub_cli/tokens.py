@@ -104,3 +104,9 @@ def authenticate(conn: sqlite3.Connection, secret: str) -> dict[str, Any] | None
     if row["revoked_at"] is not None:
         return None
     return {"id": row["id"], "role": row["role"], "event_id": row["event_id"], "name": row["name"]}
+
+
+def is_live(conn: sqlite3.Connection, token_id: int) -> bool:
+    """Not revoked (for a unit of work that checks its token in its own transaction)."""
+    row = conn.execute("SELECT revoked_at FROM api_tokens WHERE id = ?", (token_id,)).fetchone()
+    return row is not None and row[0] is None

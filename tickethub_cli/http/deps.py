@@ -122,6 +122,7 @@ class Backend:
         self._lock = threading.Lock()
         self.writer = Writer(lambda: open_session(path, operator="http"))
         self.in_flight: set[str] = set()  # keys; touched only on the event loop
+        self._known: dict[str, dict[str, Any]] = {}  # secret → token, see token_cached
 
     # ------------------------------------------------------------------ reading
     def session(self) -> Session:
@@ -175,6 +176,20 @@ class Backend:
         token = tokens.authenticate(self.session().conn, secret.strip())
         if token is None:
             raise unauthorized("unknown or revoked token")
+        return token
+
+    def token_cached(self, authorization: str | None) -> dict[str, Any]:
+        """`token_for` without the lookup for a secret this process has seen: ONLY for
+        routes whose unit of work checks `tokens.is_live` in its own transaction first, so a
+        revocation still refuses the very next request (401, nothing written). Unknown
+        secrets are never remembered; a token's role and event never change."""
+        secret = (authorization or "").strip().partition(" ")[2].strip()
+        token = self._known.get(secret) if secret else None
+        if token is None:
+            token = self.token_for(authorization)
+            if len(self._known) >= 10_000:
+                self._known.clear()
+            self._known[secret] = token
         return token
 
     def close(self) -> None:

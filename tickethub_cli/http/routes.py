@@ -9,12 +9,23 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
 
-from .. import callbacks, checkin, clock, codes, events, orders, ratelimit, reports, tickets
+from .. import (
+    callbacks,
+    checkin,
+    clock,
+    codes,
+    events,
+    orders,
+    ratelimit,
+    reports,
+    tickets,
+    tokens,
+)
 from ..errors import ErrorCode, TicketHubError, invalid, not_found
 from ..order_requests import OrderRequest
 from . import idem
 from . import models as m
-from .deps import Backend, check_event, check_role, json_response, operator_of
+from .deps import Backend, check_event, check_role, json_response, operator_of, unauthorized
 
 router = APIRouter()
 _bearer = HTTPBearer(auto_error=False, description="a secret from `tickethub token create`")
@@ -312,7 +323,9 @@ async def do_validate(b: Backend, token: Token, body: m.ValidateIn) -> Response:
     check_event(token, body.event_id)
     token_id = token["id"]
 
-    def scan(s: Any) -> checkin.ScanResult | int:
+    def scan(s: Any) -> checkin.ScanResult | int | None:
+        if not tokens.is_live(s.conn, token_id):  # revoked since it was looked up
+            return None
         now = clock.now_us()
         wait = ratelimit.retry_after(s.conn, token_id, now)
         if wait is not None:  # refused: recorded, not judged, admits nothing
@@ -325,6 +338,8 @@ async def do_validate(b: Backend, token: Token, body: m.ValidateIn) -> Response:
         return result
 
     out = await b.unit(scan, operator_of(token))
+    if out is None:
+        raise unauthorized("unknown or revoked token")
     if isinstance(out, int):
         raise TicketHubError(
             ErrorCode.RATE_LIMITED,
