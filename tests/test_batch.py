@@ -54,7 +54,13 @@ def test_csv_rows_in_order_with_per_row_errors(shop, tmp_path):
             "ok": 2,
             "failed": 4,
             "replayed": 0,
+            "declined": 0,
+            "unknown": 0,
+            "sold_out": 0,
+            "invalid": 3,
+            "other": 1,
             "errors": {"INVALID_INPUT": 3, "NOT_FOUND": 1},
+            "ignored_columns": [],
         }
     }
     assert type_counts(db, ids["ga"]) == (3, 0)
@@ -105,7 +111,19 @@ def test_rerun_replays_and_sells_nothing_twice(shop, tmp_path):
     second = cli(db, "batch", str(f))
     assert second.code == 0
     summary = lines(second.stdout)[-1]["summary"]
-    assert summary == {"rows": 20, "ok": 20, "failed": 0, "replayed": 20, "errors": {}}
+    assert summary == {
+        "rows": 20,
+        "ok": 20,
+        "failed": 0,
+        "replayed": 20,
+        "declined": 0,
+        "unknown": 0,
+        "sold_out": 0,
+        "invalid": 0,
+        "other": 0,
+        "errors": {},
+        "ignored_columns": [],
+    }
     assert type_counts(db, ids["ga"]) == before == (20, 0)
     assert count(db, "SELECT count(*) FROM orders") == 20
 
@@ -129,7 +147,7 @@ def test_stop_on_error(shop, tmp_path):
         (b"\x00\x01\x02binary\xff\xfe", 2),
         (b"\xff\xfe\xfa not utf8\n", 2),
         (b"idempotency_key,ticket_type_id,quantity,email\nx,1,1,a@b.org\n", 2),
-        (b"idempotency_key,ticket_type_id,quantity,pay,colour\n", 2),
+        (b"idempotency_key;ticket_type_id;quantity;colour\nx;1;1;red\n", 2),
     ],
 )
 def test_bad_files_are_refused_up_front(shop, tmp_path, content, code):
@@ -177,7 +195,7 @@ def test_human_mode_prints_summary_table(shop, tmp_path):
     f.write_text(HEADER + f"h1,{ids['ga']},1,,,cash,\nh2,{ids['ga']},x,,,cash,\n")
     result = CliRunner().invoke(app, ["--db", db, "batch", str(f)])
     assert result.exit_code == 8
-    assert "Batch summary" in result.stdout and "Failed rows" in result.stdout
+    assert "Batch summary" in result.stdout and "Rows (failures first)" in result.stdout
 
 
 def test_kill_9_half_way_then_rerun_completes_without_duplicates(shop, tmp_path):

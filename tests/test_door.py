@@ -243,3 +243,21 @@ def test_event_update_renames_reschedules_and_moves_with_an_audit_row(tmp_path):
     assert proc(db, "event", "cancel", eid, "--reason", "storm").code == 0
     called_off = proc(db, "event", "update", eid, "--name", "Back on")
     assert called_off.code == 4 and called_off.error["code"] == "INVALID_STATE"
+
+
+def test_help_shows_placeholders_not_type_labels_and_says_what_each_option_is():
+    for argv in (["--help"], ["report", "--help"], ["purchase", "--help"], ["gate", "--help"]):
+        done = run(*argv)
+        assert done.returncode == 0
+        assert "<bool>" not in done.stdout and "<str>" not in done.stdout, argv
+    report = run("report", "--help").stdout
+    assert "being admitted" not in report and "The event to report on" in report
+
+
+def test_shell_completion_can_be_installed_and_completes_commands():
+    shown = run("--show-completion", "bash")
+    assert shown.returncode == 0 and "_TICKETHUB_COMPLETE" in shown.stdout
+    env = {**os.environ, "_TICKETHUB_COMPLETE": "complete_bash", "COMP_CWORD": "2"}
+    env["COMP_WORDS"] = "tickethub event cr"
+    done = subprocess.run([tickethub_exe()], env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.split() == ["create"]

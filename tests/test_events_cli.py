@@ -289,7 +289,7 @@ def test_human_output_has_tables(box):
     path, event_id, _ = box
     result = CliRunner().invoke(app, ["--db", path, "event", "show", str(event_id)])
     assert result.exit_code == 0
-    for word in ("Gig", "GA", "25.50 EUR", "capacity", "available"):
+    for word in ("Gig", "GA", "25.50 EUR", "seats", "free"):
         assert word in result.stdout
 
 

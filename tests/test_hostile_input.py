@@ -157,7 +157,13 @@ def test_a_hostile_json_lines_row_fails_alone_in_its_50_row_group(shop, tmp_path
         "ok": 60,
         "failed": 1,
         "replayed": 0,
+        "declined": 0,
+        "unknown": 0,
+        "sold_out": 0,
+        "invalid": 1,
+        "other": 0,
         "errors": {"INVALID_INPUT": 1},
+        "ignored_columns": [],
     }
     assert count(db, "SELECT count(*) FROM orders") == 60
 

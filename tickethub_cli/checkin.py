@@ -39,10 +39,13 @@ class ScanResult:
         "dry_run",
         "error",
         "event_id",
+        "event_name",
         "first_used_at",
         "gate",
+        "holder",
         "result",
         "ticket_id",
+        "ticket_type",
     )
 
     def __init__(
@@ -64,6 +67,10 @@ class ScanResult:
         self.gate = gate
         self.dry_run = dry_run
         self.error = error
+        # filled by `describe` for a person looking at the gate, never on the hot path
+        self.ticket_type: str | None = None
+        self.holder: str | None = None
+        self.event_name: str | None = None  # of the ticket's event (WRONG_EVENT: the other)
 
     @property
     def exit_code(self) -> int:
@@ -352,3 +359,68 @@ class Counters:
         if self.errors:
             body["errors"] = self.errors
         return body
+
+
+DOUBLE_READ_SECONDS = 10  # the same code again this soon at the same gate: a double read
+
+
+def event_name(s: Session, event_id: int) -> str:
+    """The event's name, for a gate screen's header (one read at start, not per scan)."""
+    return event_label(s, event_id)[0]
+
+
+def event_label(s: Session, event_id: int) -> tuple[str, str]:
+    """The event's name and IANA time zone: what a gate screen shows times in."""
+    row = s.conn.execute("SELECT name, timezone FROM events WHERE id = ?", (event_id,)).fetchone()
+    if row is None:
+        raise not_found("event", event_id)
+    return str(row[0]), str(row[1])
+
+
+def describe(s: Session, results: list[ScanResult]) -> None:
+    """Fill in the ticket type, the holder's name and the ticket's event name of scans that
+    found a ticket: what a person at the gate reads. One read after the scans' commit, and
+    only when a person is looking: the scan itself (and JSON Lines) never pays for it."""
+    ids = sorted({r.ticket_id for r in results if r.ticket_id is not None})
+    if not ids:
+        return
+    found: dict[int, Any] = {}
+    for i in range(0, len(ids), 500):  # well below SQLite's bound on parameters
+        part = ids[i : i + 500]
+        rows = s.conn.execute(
+            "SELECT t.id, tt.name AS type_name, o.name AS holder, e.name AS event_name"
+            " FROM tickets t JOIN ticket_types tt ON tt.id = t.ticket_type_id"
+            " JOIN orders o ON o.id = t.order_id JOIN events e ON e.id = t.event_id"
+            f" WHERE t.id IN ({', '.join('?' * len(part))})",
+            part,
+        )
+        found.update((row["id"], row) for row in rows)
+    for r in results:
+        row = found.get(r.ticket_id) if r.ticket_id is not None else None
+        if row is not None:
+            r.ticket_type, r.holder, r.event_name = (
+                row["type_name"],
+                row["holder"],
+                row["event_name"],
+            )
+
+
+def seconds_since_first_use(result: ScanResult, now_us: int) -> float | None:
+    """How long ago an ALREADY_USED ticket was admitted (never negative: gates' clocks may
+    differ a little); None for any other result or an unreadable stored time."""
+    if result.result != "ALREADY_USED" or result.first_used_at is None:
+        return None
+    from datetime import datetime
+
+    try:
+        first = datetime.fromisoformat(result.first_used_at.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return max(0.0, now_us / 1_000_000 - first.timestamp())
+
+
+def is_double_read(result: ScanResult, gate: str | None, now_us: int) -> bool:
+    """The same ticket read again within seconds at the gate that admitted it: the scanner
+    read twice (or the holder presented it twice), not a second person at another door."""
+    ago = seconds_since_first_use(result, now_us)
+    return ago is not None and ago <= DOUBLE_READ_SECONDS and result.gate == gate

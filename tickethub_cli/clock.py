@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from . import settings
 from .errors import invalid
@@ -83,10 +84,18 @@ def text_of_us(us: int) -> str:
     return f"{prefix}.{micro:06d}Z" if micro else f"{prefix}Z"
 
 
-def local_text(utc_text: str | None, zone: str | None = "UTC", *, weekday: bool = False) -> str:
+def local_text(
+    utc_text: str | None,
+    zone: str | None = "UTC",
+    *,
+    weekday: bool = False,
+    form: Literal["full", "short", "time"] = "full",
+) -> str:
     """A stored UTC time as people at the event read it: their zone, to the minute, with
     the zone's abbreviation ("2026-11-24 20:00 CET"); never microseconds. Human output only:
-    JSON keeps the UTC text. A value that does not parse is shown as it is."""
+    JSON keeps the UTC text. A value that does not parse is shown as it is.
+    `form`: "short" is "11-24 20:00" for a narrow table column (no year, no zone), "time"
+    is "20:00 CET" for a moment of today (the gate)."""
     if not utc_text:
         return "-"
     try:
@@ -99,6 +108,10 @@ def local_text(utc_text: str | None, zone: str | None = "UTC", *, weekday: bool 
         local = dt.astimezone(ZoneInfo(zone or "UTC"))
     except (ValueError, OSError, OverflowError, KeyError):
         local = dt
+    if form == "short":
+        return f"{local.month:02d}-{local.day:02d} {local:%H:%M}"
+    if form == "time":
+        return f"{local:%H:%M %Z}"
     day = f"{local:%a} " if weekday else ""
     return f"{day}{local.year:04d}-{local.month:02d}-{local.day:02d} {local:%H:%M} {local:%Z}"
 

@@ -69,11 +69,12 @@ def cancel_event(
         elif event["status"] == "cancelled":
             raise invalid_state(f"event {eid} is already called off")
     todo = _open_orders(s, eid)
-    done, left = [], []
+    done, left, refunds = [], [], []
     for n, oid in enumerate(todo, start=1):
         try:
-            orders.cancel_order(s, oid, reason=f"event called off: {why}", force=True)
+            order = orders.cancel_order(s, oid, reason=f"event called off: {why}", force=True)
             done.append(oid)
+            refunds += _refunds_of(order)
         except TicketHubError as err:
             if err.code != ErrorCode.IN_PROGRESS:
                 raise
@@ -92,4 +93,27 @@ def cancel_event(
                     c, s.operator, "event", eid, "status", from_state="cancelling",
                     to_state="cancelled", reason=why,
                 )  # fmt: skip
-    return {"event": events.get_event(s, eid), "cancelled_orders": done, "left": left}
+    return {
+        "event": events.get_event(s, eid),
+        "cancelled_orders": done,
+        "left": left,
+        "refunds": refunds,
+    }
+
+
+def _refunds_of(order: dict[str, Any]) -> list[dict[str, Any]]:
+    """The money this cancellation gives back, one entry per payment, in the words a
+    cashier acts on ("hand back 20.00 EUR cash", "refunded 90.00 EUR to card …4242")."""
+    return [
+        {
+            "order_id": order["id"],
+            "payment_id": p["id"],
+            "method": p["method"],
+            "amount_minor": p["amount_minor"],
+            "currency": order["currency"],
+            "refund": p["refund"],
+            "what": payments.describe(p, order["currency"], just_now=True),
+        }
+        for p in order["payments"]
+        if p.get("refund")
+    ]

@@ -125,6 +125,12 @@ def event_row(conn: sqlite3.Connection, event_id: int) -> sqlite3.Row:
     return row
 
 
+def brief(s: Session, event_id: object) -> dict[str, Any]:
+    """The event alone (no ticket types): what a one-line answer needs to name it and to
+    show its times in its own zone."""
+    return _event_dict(event_row(s.conn, v.parse_id(event_id, "event")))
+
+
 def get_event(s: Session, event_id: object) -> dict[str, Any]:
     eid = v.parse_id(event_id, "event")
     with snapshot(s.conn) as c:
@@ -218,13 +224,14 @@ def get_ticket_type(s: Session, type_id: object) -> dict[str, Any]:
     tid = v.parse_id(type_id, "ticket type")
     row = s.conn.execute(
         "SELECT t.id, t.event_id, t.name, t.price_minor, t.capacity, t.sold, t.held,"
-        " t.max_per_order, t.sales, t.created_at, t.updated_at, e.currency"
-        " FROM ticket_types t JOIN events e ON e.id = t.event_id WHERE t.id = ?",
+        " t.max_per_order, t.sales, t.created_at, t.updated_at, e.currency,"
+        " e.name AS event_name FROM ticket_types t JOIN events e ON e.id = t.event_id"
+        " WHERE t.id = ?",
         (tid,),
     ).fetchone()
     if row is None:
         raise not_found("ticket type", tid)
-    return _type_dict(row, row["currency"])
+    return {**_type_dict(row, row["currency"]), "event_name": row["event_name"]}
 
 
 def list_ticket_types(s: Session, event_id: object) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""QR codes for tickets, through segno (a maintained encoder; none is written here).
+"""QR codes for tickets, through segno (a maintained encoder; none is written here), and
+the one writer of ticket files (their layout is ticket_print's).
 
 Ticket files hold admission codes, so they are written like secrets: a folder we create is
 0700, each file is 0600, named by ticket id (a file listing never shows a code), and written
@@ -17,13 +18,14 @@ from typing import Any
 from . import codes
 from .errors import invalid
 
-FORMATS = ("png", "svg")
+FORMATS = ("png", "svg", "pdf")
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
 
 
-def _make(code: str) -> Any:
+def make(code: str) -> Any:
+    """The segno QR code of a canonical code (it holds the grouped form, as always)."""
     import segno
 
     return segno.make(codes.pretty(code), error="m")
@@ -32,7 +34,7 @@ def _make(code: str) -> Any:
 def terminal_text(code: str) -> str:
     """The QR code as text for a terminal (two rows per line)."""
     out = io.StringIO()
-    _make(code).terminal(out=out, compact=True, border=2)
+    make(code).terminal(out=out, compact=True, border=2)
     return out.getvalue()
 
 
@@ -41,20 +43,13 @@ def file_name(ticket_id: int, fmt: str) -> str:
     return f"ticket-{int(ticket_id)}.{fmt}"
 
 
-def image(code: str, fmt: str) -> bytes:
-    """The printable image of one code, in memory."""
-    out = io.BytesIO()
-    _make(code).save(out, scale=10, border=4, kind=fmt)
-    return out.getvalue()
-
-
-def write(code: str, directory: str, *, fmt: str = "png", ticket_id: int) -> str:
-    """Write one printable image as `ticket-ID.FMT` in `directory`; returns its path."""
+def write(data: bytes, directory: str, *, fmt: str, ticket_id: int) -> str:
+    """Write one ticket file's bytes as `ticket-ID.FMT` in `directory`; returns its path."""
     if fmt not in FORMATS:
         raise invalid(f"format must be one of {', '.join(FORMATS)}")
     path = os.path.join(directory, file_name(ticket_id, fmt))
     try:
-        _write_private(directory, file_name(ticket_id, fmt), image(code, fmt))
+        _write_private(directory, file_name(ticket_id, fmt), data)
     except OSError as exc:  # full disk, folder removed meanwhile: one clear line
         raise invalid(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
@@ -130,11 +125,3 @@ def _make_private_dir(folder: str, asked: str) -> None:
     except OSError as exc:
         raise invalid(f"cannot create {asked}: {exc.strerror}") from None
     os.chmod(folder, DIR_MODE)  # whatever the umask says
-
-
-def export(tickets: list[dict[str, Any]], directory: str, *, fmt: str = "png") -> list[str]:
-    """One image per ticket, named by ticket id."""
-    ready_dir(directory)
-    return [
-        write(codes.canonical(t["code"]), directory, fmt=fmt, ticket_id=t["id"]) for t in tickets
-    ]

@@ -74,16 +74,23 @@ def _expire(s: Session, order_id: int | None) -> list[dict[str, Any]]:
 
 def _refunds(s: Session, order_id: int | None) -> list[dict[str, Any]]:
     done = orders.run_refunds(s, order_id)
-    return [
-        {
-            "order_id": payments.get(s.conn, pid)["order_id"],
-            "from": None,
-            "to": None,
-            "reason": "refunded",
-            "payment_id": pid,
-        }
-        for pid in done
-    ]
+    result = []
+    for pid in done:
+        payment = payments.get(s.conn, pid)  # carries its order's currency
+        result.append(
+            {
+                "order_id": payment["order_id"],
+                "from": None,
+                "to": None,
+                "reason": "refunded",
+                "payment_id": pid,
+                # what the cashier must do or know: "hand back 20.00 EUR cash"
+                "what": payments.describe(
+                    payments.payment_dict(payment), payment["currency"], just_now=True
+                ),
+            }
+        )
+    return result
 
 
 def parse_stale_after(stale_after: object) -> float:

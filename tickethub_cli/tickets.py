@@ -100,3 +100,28 @@ def get_by_code(conn: sqlite3.Connection, raw: str) -> dict[str, Any] | None:
         buyer=row["buyer"],
     )
     return ticket
+
+
+def for_print(conn: sqlite3.Connection, order_id: int) -> list[dict[str, Any]]:
+    """What a printed ticket says, for each valid ticket of an order: the ticket, its type
+    and the price paid for it (the order line's, not today's price), the buyer, and the
+    event as a dict of its row (so a column added later, such as `timezone`, comes along)."""
+    rows = conn.execute(
+        "SELECT t.id, t.order_id, t.event_id, t.code, y.name AS type_name,"
+        " coalesce(l.unit_price_minor, y.price_minor) AS price_minor, o.currency,"
+        " o.name AS buyer, o.email"
+        " FROM tickets t JOIN ticket_types y ON y.id = t.ticket_type_id"
+        " JOIN orders o ON o.id = t.order_id"
+        " LEFT JOIN order_lines l ON l.order_id = t.order_id"
+        " AND l.ticket_type_id = t.ticket_type_id"
+        " WHERE t.order_id = ? AND t.status = 'valid' ORDER BY t.id",
+        (order_id,),
+    ).fetchall()
+    events: dict[int, dict[str, Any]] = {}
+    out = []
+    for r in rows:
+        if r["event_id"] not in events:
+            row = conn.execute("SELECT * FROM events WHERE id = ?", (r["event_id"],)).fetchone()
+            events[r["event_id"]] = dict(row)
+        out.append({**dict(r), "event": events[r["event_id"]]})
+    return out

@@ -10,13 +10,29 @@ from .. import clock, validation
 from ..session import default_db_path, default_operator
 from .common import Globals
 
+
+def _placeholder(
+    self: typer.core.TyperOption | typer.core.TyperArgument, ctx: object
+) -> str | None:
+    """Help shows what to type, in click's style: a flag shows nothing, a value its name
+    (`--event EVENT`), not Typer's `<bool>` / `<str>` type labels."""
+    if self.metavar is not None:
+        return self.metavar
+    if getattr(self, "is_flag", False) or getattr(self, "count", False):
+        return None
+    return (self.name or "value").upper()
+
+
+typer.core.TyperOption.display_type_rich = _placeholder  # type: ignore[method-assign]
+typer.core.TyperArgument.display_type_rich = _placeholder  # type: ignore[method-assign]
+
 app = typer.Typer(
     name="tickethub",
     help="TicketHub: a command-line box office on one SQLite file.\n\n"
     "Global options (--db, --json, --operator, --debug) go before or after the command, e.g."
     " `tickethub --db box.db --json event list` or `tickethub event list --json`.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
     context_settings={"help_option_names": ["-h", "--help"]},

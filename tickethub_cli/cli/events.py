@@ -26,6 +26,7 @@ def _show_event(event: dict[str, Any]) -> None:
             ("time zone", event["timezone"]),
             ("currency", event["currency"]),
             *([("status", event["status"])] if event["status"] != "on_sale" else []),
+            *([("why", event["cancel_reason"])] if event.get("cancel_reason") else []),
         ],
     )
     if event.get("ticket_types"):
@@ -33,17 +34,19 @@ def _show_event(event: dict[str, Any]) -> None:
             "Ticket types",
             render.TICKET_TYPE_COLUMNS,
             render.ticket_type_rows(event["ticket_types"]),
-            numeric=render.TICKET_TYPE_NUMERIC,
         )
 
 
 def _show_types(types: list[dict[str, Any]], title: str) -> None:
-    render.table(
-        title,
-        render.TICKET_TYPE_COLUMNS,
-        render.ticket_type_rows(types),
-        numeric=render.TICKET_TYPE_NUMERIC,
-    )
+    render.table(title, render.TICKET_TYPE_COLUMNS, render.ticket_type_rows(types))
+
+
+def _type_title(tt: dict[str, Any], verb: str) -> str:
+    """ "Ticket type VIP (#7) added to Jazz Night (#1)" (the names come with the type)."""
+    what = render.named(tt["name"], tt["id"])
+    if tt.get("event_name"):
+        return f"Ticket type {what} {verb} {render.named(tt['event_name'], tt['event_id'])}"
+    return f"Ticket type {what} {verb} event {tt['event_id']}"
 
 
 @event_app.command(
@@ -110,25 +113,7 @@ def event_list(ctx: typer.Context) -> None:
         if not rows:
             render.line("no events yet: create one with `tickethub event create`")
             return
-        render.table(
-            "Events",
-            ("id", "name", "starts at", "venue", "cur", "types", "capacity", "sold", "available"),
-            [
-                [
-                    e["id"],
-                    e["name"],
-                    clock.local_text(e["starts_at"], e["timezone"]),
-                    e["venue"] or "-",
-                    e["currency"],
-                    e["ticket_type_count"],
-                    e["capacity"],
-                    e["sold"],
-                    e["available"],
-                ]
-                for e in rows
-            ],
-            numeric=("id", "types", "capacity", "sold", "available"),
-        )
+        render.table("Events", render.EVENT_COLUMNS, render.event_rows(rows))
 
     output(ctx, {"events": rows}, human)
 
@@ -179,16 +164,46 @@ def event_cancel(
     def human() -> None:
         event = result["event"]
         render.line(
-            f"event {event['id']} {event['name']}: {event['status']};"
-            f" {len(result['cancelled_orders'])} order(s) cancelled and refunded now"
+            f"{render.named(event['name'], event['id'])}: {event['status']};"
+            f" {len(result['cancelled_orders'])} order(s) cancelled now",
+            wrap=True,
         )
+        _refund_summary(result.get("refunds", []), event["currency"], event["id"])
         if result["left"]:
             render.line(
                 f"{len(result['left'])} order(s) still have a payment being taken:"
-                " run the same command again in a moment"
+                " run the same command again in a moment",
+                wrap=True,
             )
 
     output(ctx, result, human)
+
+
+SHOWN_REFUNDS = 20  # per-order lines after an event cancel; the totals cover the rest
+
+
+def _refund_summary(refunds: list[dict[str, Any]], currency: str, event_id: int) -> None:
+    """The money given back by a cancellation: totals by method, then what to do per order
+    (a cash refund is handed over by a person, so each one is named)."""
+    if not refunds:
+        render.line("no money was taken for these orders; nothing to give back")
+        return
+    card = sum(r["amount_minor"] for r in refunds if r["method"] == "card")
+    cash = sum(r["amount_minor"] for r in refunds if r["method"] != "card")
+    parts = []
+    if card:
+        parts.append(f"{render.amount(card, currency)} refunded to cards")
+    if cash:
+        parts.append(f"{render.amount(cash, currency)} to hand back in cash")
+    render.line("money: " + "; ".join(parts), style="bold", wrap=True)
+    for r in refunds[:SHOWN_REFUNDS]:
+        render.line(f"  order {r['order_id']}: {r['what']}", wrap=True)
+    if len(refunds) > SHOWN_REFUNDS:
+        render.line(
+            f"  … {len(refunds) - SHOWN_REFUNDS} more: see `tickethub order list --event"
+            f" {event_id} --status CANCELLED --all` and `tickethub order show ID`",
+            wrap=True,
+        )
 
 
 @type_app.command(
@@ -215,7 +230,7 @@ def type_add(
         capacity=capacity,
         max_per_order=max_per_order,
     )
-    output(ctx, {"ticket_type": tt}, lambda: _show_types([tt], f"Ticket type {tt['id']} added"))
+    output(ctx, {"ticket_type": tt}, lambda: _show_types([tt], _type_title(tt, "added to")))
 
 
 @type_app.command(
@@ -245,7 +260,7 @@ def type_update(
         max_per_order=max_per_order,
         sales=sales,
     )
-    output(ctx, {"ticket_type": tt}, lambda: _show_types([tt], f"Ticket type {tt['id']} updated"))
+    output(ctx, {"ticket_type": tt}, lambda: _show_types([tt], _type_title(tt, "updated in")))
 
 
 @type_app.command("list", epilog="Example: `tickethub ticket-type list 1`")
@@ -253,9 +268,10 @@ def type_list(
     ctx: typer.Context, event_id: Annotated[str, typer.Argument(metavar="EVENT_ID")]
 ) -> None:
     """List the ticket types of an event."""
-    types = events.list_ticket_types(session(ctx), event_id)
+    event = events.get_event(session(ctx), event_id)
+    types = event["ticket_types"]
     output(
         ctx,
         {"ticket_types": types},
-        lambda: _show_types(types, f"Ticket types of event {event_id}"),
+        lambda: _show_types(types, f"Ticket types of {render.named(event['name'], event['id'])}"),
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext, suppress
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -16,7 +16,8 @@ from .base import app
 from .common import globals_of, is_json, output, session
 
 if TYPE_CHECKING:
-    from ..checkin import Counters, ScanResult
+    from ..checkin import Counters, Gate, ScanResult
+    from .gate_screen import GateScreen
 
 checkin_app = typer.Typer(help="Undo a mistaken admission.", no_args_is_help=True)
 ticket_app = typer.Typer(
@@ -25,7 +26,9 @@ ticket_app = typer.Typer(
 app.add_typer(checkin_app, name="checkin")
 app.add_typer(ticket_app, name="ticket")
 
-EventOpt = Annotated[str, typer.Option("--event", "-e", help="The event being admitted.")]
+EventOpt = Annotated[
+    str, typer.Option("--event", "-e", metavar="EVENT_ID", help="The event being admitted.")
+]
 GateOpt = Annotated[str | None, typer.Option("--gate", "-g", help="Gate name for the log.")]
 MAX_LINE_BYTES = 65536  # no scanner types more; a longer line is answered once, cut
 REASONS = {
@@ -39,21 +42,34 @@ REASONS = {
 }
 
 
-def _line(result: ScanResult) -> str:
+def _first_used(result: ScanResult, zone: str | None = "UTC") -> str:
+    """ "first used 20:39 CET at gate North": local to the event, to the minute (the date
+    too when it was not today there)."""
+    return f"first used {render.moment(result.first_used_at, zone)} at gate {result.gate or '-'}"
+
+
+def _line(result: ScanResult, zone: str | None = "UTC", about: str | None = None) -> str:
     """The plain answer line (a pipe, a log): escaped, since the first gate of an
-    ALREADY_USED ticket is stored text."""
+    ALREADY_USED ticket is stored text. `about`: the ticket in words (type, holder)."""
     word = "WOULD ADMIT" if result.dry_run and result.admitted else result.result
     text = f"{word:<12} {result.code}"
     if result.error is not None:
         text += f"  {result.error['message']} [{result.error['code']}]"
     elif result.result == "ALREADY_USED":
-        text += f"  first used {result.first_used_at} at gate {result.gate or '-'}"
+        text += f"  {_first_used(result, zone)}"
     elif result.ticket_id is not None:
         text += f"  ticket {result.ticket_id}"
+    if about and result.error is None:
+        text += f" · {about}"
     return render.safe_text(text)
 
 
-def _panel(result: ScanResult, counters: Counters | None = None) -> None:
+def _panel(
+    result: ScanResult,
+    counters: Counters | None = None,
+    zone: str | None = "UTC",
+    about: str | None = None,
+) -> None:
     from rich.text import Text
 
     ok = result.admitted
@@ -65,9 +81,10 @@ def _panel(result: ScanResult, counters: Counters | None = None) -> None:
     body.append(f"\n{REASONS[result.result]} ({label})", style="bold")
     if result.result == "ALREADY_USED":  # the first gate is stored text: escaped, literal
         body.append("\n")
-        body.append_text(
-            render.text(f"first used {result.first_used_at} at gate {result.gate or '-'}")
-        )
+        body.append_text(render.text(_first_used(result, zone)))
+    if about and result.error is None:
+        body.append("\n")
+        body.append_text(render.text(about))
     body.append("\n")
     body.append_text(render.text(result.code, "dim"))
     if counters is not None:
@@ -81,15 +98,46 @@ def _panel(result: ScanResult, counters: Counters | None = None) -> None:
         render.console().bell()
 
 
-def _show_scan(result: ScanResult, counters: Counters | None = None) -> None:
+def _show_scan(
+    result: ScanResult,
+    counters: Counters | None = None,
+    zone: str | None = "UTC",
+    about: str | None = None,
+) -> None:
     """A committed scan's answer for a person: the panel, or the plain line if drawing it
     fails (an admission that is not shown turns its holder away on the re-scan)."""
-    render.human_or_plain(lambda: _panel(result, counters), result.to_json())
+    render.human_or_plain(lambda: _panel(result, counters, zone, about), result.to_json())
+
+
+def _scan_context(ctx: typer.Context, result: ScanResult, event: str) -> tuple[str, str | None]:
+    """The gate event's zone and the ticket in words ("VIP (#7) · Ann Example", or the
+    other event for WRONG_EVENT), for one `validate` answer. Read after the scan was
+    committed, so a failure here must not hide the answer: it falls back to UTC and ids."""
+    from .. import events
+    from ..tickets import get_by_code
+
+    if globals_of(ctx).server is not None:  # the names are on the server, not in a file here
+        return "UTC", None
+    try:
+        s = session(ctx)
+        zone = events.brief(s, event)["timezone"]
+        if result.ticket_id is None:
+            return zone, None
+        ticket = get_by_code(s.conn, result.code)
+        if ticket is None:
+            return zone, None
+        if result.result == "WRONG_EVENT":
+            return zone, f"for {render.named(ticket['event_name'], ticket['event_id'])}"
+        holder = ticket.get("buyer") or ticket.get("email")
+        about = render.named(ticket["type_name"], ticket["ticket_type_id"])
+        return zone, f"{about} · {holder}" if holder else about
+    except Exception:  # noqa: BLE001 - the committed answer matters more than its names
+        return "UTC", None
 
 
 @app.command(
     "validate",
-    epilog="Example: `tickethub validate K7QF-3M2A-98XC-TP4D-ZN6W-R2BE --event 1 --gate north`"
+    epilog="Example: `tickethub validate K7QF-3M2A-98XC-TP4D-ZN6W-R2B6 --event 1 --gate north`"
     " (exit 0 admitted; 10-14 rejected)",
 )
 def validate_cmd(
@@ -106,10 +154,12 @@ def validate_cmd(
     result = _gate(ctx, event, gate, dry_run=dry_run).scan(code)
     if is_json(ctx):
         render.emit_json(result.to_json())
-    elif sys.stdout.isatty():
-        _show_scan(result)
+        raise typer.Exit(result.exit_code)
+    zone, about = _scan_context(ctx, result, event)
+    if sys.stdout.isatty():
+        _show_scan(result, zone=zone, about=about)
     else:
-        render.line(_line(result))
+        render.line(_line(result, zone, about))
     raise typer.Exit(result.exit_code)
 
 
@@ -118,29 +168,52 @@ def validate_cmd(
     epilog="Example: `tickethub gate --event 1 --gate north` then scan; Ctrl-D or Ctrl-C ends"
     " with a summary. Scripts: `tickethub --json gate --event 1 < codes.txt`",
 )
-def gate_cmd(ctx: typer.Context, event: EventOpt, gate: GateOpt = None) -> None:
-    """The scanner loop: one code per line on stdin, each answered at once (a big ADMIT or
-    REJECT on a terminal, one JSON line each with --json). Exits 0 with a summary."""
+def gate_cmd(
+    ctx: typer.Context,
+    event: EventOpt,
+    gate: GateOpt = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="A trial: answer as real scans would; admit nothing."),
+    ] = False,
+) -> None:
+    """The scanner loop: one code per line on stdin, each answered at once. On a terminal,
+    one result at a time, full screen: a huge ADMIT or REJECT with a shape, the reason, the
+    ticket type and holder, running totals. One JSON line each with --json; one plain line
+    each when the output is not a terminal. Exits 0 with a summary."""
     from ..checkin import Counters
 
-    g = _gate(ctx, event, gate)
+    g = _gate(ctx, event, gate, dry_run=dry_run)
     counters = Counters()
     as_json, tty = is_json(ctx), sys.stdout.isatty()
-    if tty and not as_json:
-        render.line(f"gate {g.gate or '-'} for event {g.event_id}: scan a code (Ctrl-D to end)")
+    screen = _open_screen(g, counters) if tty and not as_json and _full_screen() else None
+    if tty and not as_json and screen is None:
+        render.line(f"gate {g.gate or '-'} for {_event_label(g)}: scan a code (Ctrl-D to end)")
+    interrupted = False
     try:
-        for group in _line_groups(sys.stdin):
-            raws = [raw for raw in group if raw.strip()]
-            if not raws:
-                continue
-            with _ctrl_c_after_answer():
-                results = g.answer_many(raws)
-                _answer(results, counters, as_json=as_json, tty=tty)
+        with screen or nullcontext():
+            for group in _line_groups(sys.stdin):
+                raws = [raw for raw in group if raw.strip()]
+                if not raws:
+                    continue
+                with _ctrl_c_after_answer():
+                    results = g.answer_many(raws)
+                    if screen is not None:
+                        _show_on_screen(g, results, counters, screen)
+                    else:
+                        _answer(results, counters, as_json=as_json, tty=tty)
     except KeyboardInterrupt:
-        pass
+        interrupted = True
+    if interrupted and tty and not as_json and screen is None:
+        sys.stdout.write("\n")  # the terminal echoed ^C: the summary starts on its own line
     summary = counters.to_json()
     if as_json:
         render.emit_json({"summary": summary})
+    elif tty:  # one row per count, in words: readable at any terminal width
+        words = {"scanned": "scanned", "admitted": "admitted", "errors": "not checked"}
+        pairs = [(words.get(k) or f"{REASONS[k]} ({k})", v) for k, v in summary.items()]
+        title = f"Gate summary: {_event_label(g)}, gate {g.gate or '-'}"
+        render.human_or_plain(lambda: render.fields(title, pairs), {"summary": summary})
     else:
         render.human_or_plain(
             lambda: render.table(
@@ -162,6 +235,42 @@ def _gate(ctx: typer.Context, event: str, gate: str | None, *, dry_run: bool = F
     return Gate(session(ctx), event, gate, dry_run=dry_run)
 
 
+def _full_screen() -> bool:
+    """A person at a terminal: codes typed (or scanned) into it and answers shown on it, on
+    a terminal that can draw a screen. Codes piped in get one panel per scan instead."""
+    console = render.console()
+    return sys.stdin.isatty() and console.is_terminal and not console.is_dumb_terminal
+
+
+def _event_label(g: Gate) -> str:
+    """ "Name (event N)" for people: the name is stored text, made safe where printed."""
+    from ..checkin import event_name
+
+    try:
+        return f"{event_name(g.s, g.event_id)} (event {g.event_id})"
+    except Exception:  # noqa: BLE001 - a label must never end the gate: the id will do
+        return f"event {g.event_id}"
+
+
+def _open_screen(g: Gate, counters: Counters) -> GateScreen:
+    """The full-screen view, for a person scanning at a terminal (stdin and stdout both
+    on it). Imported here only: pyfiglet and the drawing code load for this use alone."""
+    from zoneinfo import ZoneInfo
+
+    from .. import clock
+    from ..checkin import event_label
+    from .gate_screen import GateScreen, View
+
+    zone = None
+    try:
+        name, zone_name = event_label(g.s, g.event_id)
+        zone = ZoneInfo(zone_name)  # times at the gate are the event's local times
+    except Exception:  # noqa: BLE001 - the header can do without the name, times without a zone
+        name = "?"
+    view = View(g.event_id, name, g.gate, counters, clock.now_us(), dry_run=g.dry_run, tz=zone)
+    return GateScreen(render.console(), view)
+
+
 def _answer(results: list[ScanResult], counters: Counters, *, as_json: bool, tty: bool) -> None:
     """Print the answers of one committed group, in input order."""
     for result in results:
@@ -173,6 +282,22 @@ def _answer(results: list[ScanResult], counters: Counters, *, as_json: bool, tty
         sys.stdout.flush()
     elif not tty:
         print("\n".join(_line(r) for r in results), flush=True)
+
+
+def _show_on_screen(
+    g: Gate, results: list[ScanResult], counters: Counters, screen: GateScreen
+) -> None:
+    """Each committed answer, full screen, with its ticket type, holder and event read
+    after the commit; if drawing fails, the plain answer instead (it must be seen)."""
+    from .. import clock
+    from ..checkin import describe
+
+    with suppress(Exception):  # the names are a help; the answer must be shown anyway
+        describe(g.s, results)
+    for result in results:
+        counters.add(result)
+        now = clock.now_us()
+        render.human_or_plain(lambda r=result, n=now: screen.show(r, n), result.to_json())
 
 
 @contextmanager
@@ -236,7 +361,7 @@ def _line_groups(
 
 @checkin_app.command(
     "undo",
-    epilog="Example: `tickethub checkin undo K7QF-3M2A-98XC-TP4D-ZN6W-R2BE --event 1 "
+    epilog="Example: `tickethub checkin undo H2W9-LQ4X-C7RT-5VKM-3PZ8-NAJN --event 1 "
     "--reason 'scanned the wrong wristband'`",
 )
 def checkin_undo(
@@ -249,11 +374,19 @@ def checkin_undo(
     from ..checkin import undo
 
     done = undo(session(ctx), code, event, reason=reason)
-    output(
-        ctx,
-        done,
-        lambda: render.line(f"ticket {done['ticket_id']} ({done['code']}) is no longer checked in"),
-    )
+
+    def human() -> None:
+        from .. import events
+
+        zone = events.brief(session(ctx), event)["timezone"]
+        render.line(
+            f"ticket {done['ticket_id']} ({done['code']}) is no longer checked in (it was"
+            f" admitted {render.moment(done['was_checked_in_at'], zone)}"
+            f" at gate {done['gate'] or '-'})",
+            wrap=True,
+        )
+
+    output(ctx, done, human)
 
 
 def _ticket_or_fail(ctx: typer.Context, code: str) -> dict[str, Any]:
@@ -269,7 +402,7 @@ def _ticket_or_fail(ctx: typer.Context, code: str) -> dict[str, Any]:
     return ticket
 
 
-@ticket_app.command("show", epilog="Example: `tickethub ticket show K7QF-3M2A-98XC-TP4D-ZN6W-R2BE`")
+@ticket_app.command("show", epilog="Example: `tickethub ticket show K7QF-3M2A-98XC-TP4D-ZN6W-R2B6`")
 def ticket_show(ctx: typer.Context, code: Annotated[str, typer.Argument(metavar="CODE")]) -> None:
     """Show a ticket with its QR code."""
     from .. import codes, qr
@@ -277,15 +410,28 @@ def ticket_show(ctx: typer.Context, code: Annotated[str, typer.Argument(metavar=
     ticket = _ticket_or_fail(ctx, code)
 
     def human() -> None:
+        from .. import clock, events
+
+        zone = ticket.get("timezone") or events.brief(session(ctx), ticket["event_id"])["timezone"]
+        holder = " ".join(x for x in (ticket.get("buyer"), ticket.get("email")) if x)
+        checked = ticket["checked_in_at"]
         render.fields(
             f"Ticket {ticket['id']}",
             [
                 ("code", ticket["code"]),
-                ("event", f"{ticket['event_name']} ({ticket['starts_at']})"),
-                ("type", ticket["type_name"]),
+                ("event", render.named(ticket["event_name"], ticket["event_id"])),
+                ("starts", clock.local_text(ticket["starts_at"], zone, weekday=True)),
+                *([("venue", ticket["venue"])] if ticket.get("venue") else []),
+                ("type", render.named(ticket["type_name"], ticket["ticket_type_id"])),
+                ("holder", holder or "walk-in"),
                 ("order", ticket["order_id"]),
                 ("status", ticket["status"]),
-                ("checked in", ticket["checked_in_at"] or "-"),
+                (
+                    "checked in",
+                    f"{clock.local_text(checked, zone)} at gate {ticket['checked_in_gate'] or '-'}"
+                    if checked
+                    else "-",
+                ),
             ],
             style="green" if ticket["status"] == "valid" else "red",
         )
@@ -296,25 +442,25 @@ def ticket_show(ctx: typer.Context, code: Annotated[str, typer.Argument(metavar=
 
 @ticket_app.command(
     "export",
-    epilog="Example: `tickethub ticket export --order 12 --dir ./print --format svg`",
+    epilog="Example: `tickethub ticket export --order 11 --dir ./print --format pdf`",
 )
 def ticket_export(
     ctx: typer.Context,
     order: Annotated[str, typer.Option("--order", help="Order whose tickets to export.")],
-    directory: Annotated[str, typer.Option("--dir", help="Folder for the images.")],
-    fmt: Annotated[str, typer.Option("--format", help="png or svg.")] = "png",
+    directory: Annotated[str, typer.Option("--dir", help="Folder for the ticket files.")],
+    fmt: Annotated[str, typer.Option("--format", help="png, svg or pdf.")] = "png",
 ) -> None:
-    """Write one printable QR image per valid ticket of an order."""
-    from .. import orders, qr
+    """Write one printable ticket per valid ticket of an order (QR code beside the event,
+    venue, local date and time, type, price, holder and the code), named ticket-ID.FMT."""
+    from .. import orders, ticket_print
     from ..errors import invalid
 
-    if fmt not in qr.FORMATS:
-        raise invalid("--format must be png or svg")
+    ticket_print.check_format(fmt)
     found = orders.get_order(session(ctx), order)
-    valid = [t for t in found["tickets"] if t["status"] == "valid"]
-    if not valid:
+    cards = ticket_print.load(session(ctx), found["id"])
+    if not cards:
         raise invalid(f"order {found['id']} has no valid tickets to print")
-    files = qr.export(valid, directory, fmt=fmt)
+    files = ticket_print.export(cards, directory, fmt=fmt)
     output(ctx, {"files": files}, lambda: [render.line(f) for f in files])
 
 
@@ -323,7 +469,9 @@ def ticket_export(
 )
 def report_cmd(
     ctx: typer.Context,
-    event: EventOpt,
+    event: Annotated[
+        str, typer.Option("--event", "-e", metavar="EVENT_ID", help="The event to report on.")
+    ],
     csv_out: Annotated[bool, typer.Option("--csv", help="Per-type rows as CSV.")] = False,
 ) -> None:
     """Sales, revenue, holds and check-ins per ticket type; scans by result; admissions per
@@ -349,51 +497,49 @@ def report_cmd(
 
 
 def _show_report(data: dict[str, Any]) -> None:
+    from .. import clock
+    from ..render import Col, Named, When
+
     event, cur = data["event"], data["event"]["currency"]
+    zone = event.get("timezone")
     render.table(
-        f"Report: {event['name']} ({event['starts_at']})",
-        ("type", "capacity", "sold", "held", "available", "revenue", "checked in"),
+        f"Report · event {event['id']} · {clock.local_text(event['starts_at'], zone, weekday=True)}"
+        f" · {render.safe_text(event['name'])}",
+        (Col("type", min_width=10), Col("seats", "num", drop=2), Col("sold", "num"),
+         Col("held", "num", drop=1), Col("free", "num"), Col("revenue", "money"),
+         Col("in", "num")),
         [
             *[
-                [
-                    r["name"],
-                    r["capacity"],
-                    r["sold"],
-                    r["held"],
-                    r["available"],
-                    f"{r['revenue']} {cur}",
-                    r["checked_in"],
-                ]
+                [Named(r["name"], r["id"]), r["capacity"], r["sold"], r["held"], r["available"],
+                 f"{r['revenue']} {cur}", r["checked_in"]]
                 for r in data["ticket_types"]
             ],
-            [
-                "TOTAL",
-                *(data["totals"][k] for k in ("capacity", "sold", "held", "available")),
-                f"{data['totals']['revenue']} {cur}",
-                data["totals"]["checked_in"],
-            ],
+            ["TOTAL", *(data["totals"][k] for k in ("capacity", "sold", "held", "available")),
+             f"{data['totals']['revenue']} {cur}", data["totals"]["checked_in"]],
         ],
-        numeric=("capacity", "sold", "held", "available", "revenue", "checked in"),
-    )
+    )  # fmt: skip
     render.table(
-        "Scans", list(data["scans"]), [list(data["scans"].values())], numeric=list(data["scans"])
+        "Scans",
+        (Col("result", "word"), Col("scans", "num")),
+        [[result, n] for result, n in data["scans"].items()],
     )
     buckets = data["admissions_per_15min"]
     if buckets:
         top = max(b["admitted"] for b in buckets)
+        bar = max(5, min(30, render.console().width - 40))
         render.table(
             "Admissions per 15 minutes",
-            ("from", "admitted", ""),
+            (Col("from", "time", shorten=1), Col("admitted", "num"), Col("", "word")),
             [
-                [b["start"], b["admitted"], "█" * max(1, round(30 * b["admitted"] / top))]
+                [When(b["start"], zone), b["admitted"],
+                 "█" * max(1, round(bar * b["admitted"] / top))]
                 for b in buckets
             ],
-            numeric=("admitted",),
-        )
+        )  # fmt: skip
     if data["multi_gate_codes"]:
         render.table(
             "Codes tried at several gates",
-            ("ticket", "gates", "attempts"),
+            (Col("ticket", "word"), Col("gates", "long"), Col("attempts", "num")),
             [
                 [m["ticket_id"] or f"unknown {m['code']}", ", ".join(m["gates"]), m["attempts"]]
                 for m in data["multi_gate_codes"]

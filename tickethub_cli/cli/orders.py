@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .. import render
+from .. import clock, render
 from ..errors import ErrorCode, TicketHubError, invalid
+from ..render import Col
 from .base import app
 from .common import is_json, output, session
 
@@ -48,48 +49,68 @@ HoldOpt = Annotated[
 
 
 def show_order(order: dict[str, Any], *, replayed: bool = False) -> None:
-    status = order["status"]
+    """An order for a person: names beside ids, money with its currency, times in the
+    event's own zone (the JSON keeps ids, minor units and UTC)."""
+    status, zone, cur = order["status"], order.get("timezone"), order["currency"]
+    event = order.get("event_name")
+    name, email = order["name"], order["email"]
+    buyer = f"{name} <{email}>" if name and email else name or email
     pairs = [
         ("status", status),
-        ("event", order["event_id"]),
-        ("total", f"{order['total']} {order['currency']}"),
-        ("buyer", " ".join(x for x in (order["name"], order["email"]) if x) or "walk-in"),
+        ("event", render.named(event, order["event_id"]) if event else order["event_id"]),
+        ("total", f"{order['total']} {cur}"),
+        ("buyer", buyer or "walk-in"),
         ("paid by", order["pay_method"] or "-"),
         ("idempotency key", order["idempotency_key"]),
     ]
     if order.get("hold_expires_at"):
-        pairs.append(("hold expires", order["hold_expires_at"]))
+        pairs.append(("hold expires", clock.local_text(order["hold_expires_at"], zone)))
     if replayed:
         pairs.append(("replayed", "yes: this key was seen before; nothing was charged again"))
     render.fields(f"Order {order['id']}", pairs, style=STATUS_STYLE.get(status, "cyan"))
     render.table(
         None,
-        ("ticket type", "qty", "unit price (minor)"),
-        [[ln["ticket_type_id"], ln["quantity"], ln["unit_price_minor"]] for ln in order["lines"]],
-        numeric=("qty", "unit price (minor)"),
-    )
+        (Col("ticket type", min_width=12), Col("qty", "num"), Col("each", "money"),
+         Col("subtotal", "money")),
+        [
+            [
+                _type_named(ln),
+                ln["quantity"],
+                render.amount(ln["unit_price_minor"], cur),
+                render.amount(ln["unit_price_minor"] * ln["quantity"], cur),
+            ]
+            for ln in order["lines"]
+        ],
+    )  # fmt: skip
     if order.get("payments"):
         from ..payments import describe
 
         render.table(
             "Payments",
-            ("id", "method", "status", "what happened"),
+            (Col("id", "id"), Col("method", "word", drop=2), Col("status", "word", drop=1),
+             Col("what happened", "long")),
             [
-                [p["id"], p["method"], p["status"], describe(p, order["currency"])]
+                [p["id"], p["method"], p["status"], describe(p, cur)]
                 for p in order["payments"]
             ],
-            numeric=("id",),
-        )
+        )  # fmt: skip
     if order["tickets"]:
         render.table(
             "Tickets",
-            ("id", "code", "type", "status", "checked in"),
+            (Col("id", "id", drop=2), Col("code", "word"), Col("type", min_width=12),
+             Col("status", "word"), Col("checked in", "time", drop=1, shorten=3)),
             [
-                [t["id"], t["code"], t["ticket_type_id"], t["status"], t["checked_in_at"] or "-"]
+                [t["id"], t["code"], _type_named(t), t["status"],
+                 render.When(t["checked_in_at"], zone)]
                 for t in order["tickets"]
             ],
-            numeric=("id",),
-        )
+        )  # fmt: skip
+
+
+def _type_named(item: dict[str, Any]) -> Any:
+    """A line's or ticket's type as "VIP (#7)" (the bare id if the name is not known)."""
+    name = item.get("ticket_type_name")
+    return render.Named(name, item["ticket_type_id"]) if name else item["ticket_type_id"]
 
 
 def _order_out(ctx: typer.Context, result: OrderResult) -> None:
@@ -112,7 +133,11 @@ def purchase_cmd(
     hold_minutes: HoldOpt = None,
     print_dir: Annotated[
         str | None,
-        typer.Option("--print-dir", help="Also write each ticket's QR image (PNG) here."),
+        typer.Option("--print-dir", help="Also write each printable ticket here."),
+    ] = None,
+    print_format: Annotated[
+        str | None,
+        typer.Option("--print-format", help="png (default), svg or pdf, with --print-dir."),
     ] = None,
 ) -> None:
     """Sell in one step: reserve seats, take the payment, issue tickets. Safe to retry with
@@ -128,28 +153,44 @@ def purchase_cmd(
         idempotency_key=idempotency_key,
         hold_minutes=hold_minutes,
     )
-    if print_dir is not None:  # refuse a bad folder before selling; create it only after
-        from .. import qr
-
-        qr.check_dir(print_dir)
+    fmt = _print_format(print_dir, print_format)
     result = orders.purchase(session(ctx), req)
     if print_dir is not None:
-        _print_tickets(ctx, result.order, print_dir)
+        _print_tickets(ctx, result.order, print_dir, fmt)
     _order_out(ctx, result)
 
 
-def _print_tickets(ctx: typer.Context, order: dict[str, Any], directory: str) -> None:
-    """--print-dir (gate issue): QR images of the sold tickets. The sale is done by now, so
-    a printing failure is reported next to the order (reprint: `ticket export`), never as
-    if the sale had failed."""
-    from .. import qr
+def _print_format(print_dir: str | None, print_format: str | None) -> str:
+    """Refuse a bad folder or format before selling (the folder is created only after)."""
+    if print_dir is None:
+        if print_format is not None:
+            raise invalid("--print-format needs --print-dir", hint="add --print-dir DIR")
+        return ""
+    from .. import qr, ticket_print
 
-    valid = [t for t in order["tickets"] if t["status"] == "valid"]
+    fmt = ticket_print.check_format(
+        ticket_print.DEFAULT_FORMAT if print_format is None else print_format, "--print-format"
+    )
+    qr.check_dir(print_dir)
+    return fmt
+
+
+def _print_tickets(ctx: typer.Context, order: dict[str, Any], directory: str, fmt: str) -> None:
+    """--print-dir (gate issue): printable tickets of the sale. The sale is done by now, so
+    a printing failure, whatever it is, is reported next to the order (reprint: `ticket
+    export`), never as if the sale had failed."""
+    from .. import ticket_print
+
     try:
-        files = qr.export(valid, directory)
-    except TicketHubError as err:
-        hint = f"reprint with `tickethub ticket export --order {order['id']} --dir DIR`"
-        order["printed"], order["print_error"] = [], f"{err.message}; {hint}"
+        files = ticket_print.export(
+            ticket_print.load(session(ctx), order["id"]), directory, fmt=fmt
+        )
+    except Exception as exc:  # noqa: BLE001 - a committed sale is reported, whatever broke
+        message = exc.message if isinstance(exc, TicketHubError) else f"cannot print: {exc!r}"
+        hint = (
+            f"reprint with `tickethub ticket export --order {order['id']} --dir DIR --format {fmt}`"
+        )
+        order["printed"], order["print_error"] = [], f"{message}; {hint}"
         if not is_json(ctx):
             render.warning(f"sold, but not printed: {order['print_error']}")
         return
@@ -227,12 +268,14 @@ def order_show(
         show_order(order)
         render.table(
             "History",
-            ("at", "from", "to", "operator", "reason"),
+            (Col("at", "time", shorten=2), Col("from", "word", drop=1),
+             Col("to", "word"), Col("operator", min_width=6, drop=3), Col("reason", "long")),
             [
-                [h["at"], h["from"] or "-", h["to"], h["operator"], h["reason"] or ""]
+                [render.When(h["at"], order.get("timezone")), h["from"] or "-", h["to"],
+                 h["operator"], h["reason"] or ""]
                 for h in order["history"]
             ],
-        )
+        )  # fmt: skip
 
     output(ctx, {"order": order}, human)
 
@@ -274,24 +317,7 @@ def order_list(
                 f"{len(rows)} shown of {page['total']:,}; next page:"
                 f" --cursor {page['next_cursor']} (or --all)"
             )
-        render.table(
-            "Orders",
-            ("id", "status", "event", "seats", "total", "buyer", "created"),
-            [
-                [
-                    o["id"],
-                    o["status"],
-                    o["event_id"],
-                    o["seats"],
-                    f"{o['total']} {o['currency']}",
-                    o["email"] or o["name"] or "walk-in",
-                    o["created_at"],
-                ]
-                for o in rows
-            ],
-            numeric=("id", "event", "seats"),
-            caption=caption,
-        )
+        render.table("Orders", render.ORDER_COLUMNS, render.order_rows(rows), caption=caption)
 
     output(ctx, page, human)
 
@@ -398,21 +424,22 @@ def payment_ledger(
             return
         render.table(
             "Provider ledger",
-            ("charge", "order", "amount", "status", "refunded", "card", "at"),
+            (Col("charge", "word"), Col("order", "id"), Col("amount", "money"),
+             Col("status", "word"), Col("refunded", "money", drop=2), Col("card", "word", drop=3),
+             Col("at (UTC)", "time", shorten=5, drop=1)),
             [
                 [
                     c["ref"],
                     c["order_id"],
                     f"{c['amount']} {c['currency'] or ''}".strip(),
                     c["status"],
-                    c["refunded"],
+                    f"{c['refunded']} {c['currency'] or ''}".strip(),
                     f"…{c['card_last4']}" if c["card_last4"] else "",
-                    c["created_at"],
+                    render.When(c["created_at"], "UTC"),  # the provider's own clock
                 ]
                 for c in charges
             ],
-            numeric=("order",),
-        )
+        )  # fmt: skip
 
     output(ctx, {"charges": charges}, human)
 
@@ -444,9 +471,13 @@ def reconcile_cmd(
             return
         render.table(
             "Repaired",
-            ("order", "from", "to", "why"),
-            [[r["order_id"], r["from"] or "-", r["to"] or "-", r["reason"]] for r in repaired],
-        )
+            (Col("order", "id"), Col("from", "word"), Col("to", "word"), Col("why", "long")),
+            [
+                [r["order_id"], r["from"] or "-", r["to"] or "-",
+                 f"{r['reason']}: {r['what']}" if r.get("what") else r["reason"]]
+                for r in repaired
+            ],
+        )  # fmt: skip
 
     output(ctx, {"repaired": repaired}, human)
 
@@ -465,7 +496,7 @@ def doctor_cmd(ctx: typer.Context) -> None:
     else:
         render.table(
             f"doctor: {len(problems)} problem(s)",
-            ("check", "problem"),
+            (Col("check", min_width=12), Col("problem", "long")),
             [[p["check"], p["message"]] for p in problems],
         )
     if problems:
