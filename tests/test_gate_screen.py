@@ -267,7 +267,7 @@ PIPED = (  # the plain output of a gate whose output is not a terminal, as it al
     "MALFORMED    bogus\n"
     "WRONG_EVENT  {o}  ticket 4\n"
     "ADMITTED     {b}  ticket 2\n"
-    "Gate summary                                                                    \n"
+    "Gate summary\n"
     "┏━━━━━━━━━┳━━━━━━━━━━┳━━━━━━━━━━━━━━┳━━━━━━━━━┳━━━━━━━━━━━━━┳━━━━━━┳━━━━━━━━━━━┓\n"
     "┃ scanned ┃ admitted ┃ ALREADY_USED ┃ UNKNOWN ┃ WRONG_EVENT ┃ VOID ┃ MALFORMED ┃\n"
     "┡━━━━━━━━━╇━━━━━━━━━━╇━━━━━━━━━━━━━━╇━━━━━━━━━╇━━━━━━━━━━━━━╇━━━━━━╇━━━━━━━━━━━┩\n"
@@ -292,7 +292,7 @@ def test_piped_output_is_unchanged_plain_and_json(venue, tmp_path):
         timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    first_used = re.search(r"first used (\S+) at", done.stdout)
+    first_used = re.search(r"first used (\d\d:\d\d [A-Z]+) at", done.stdout)
     assert first_used is not None
     expected = PIPED.format(a=a, b=b, o=v["other"], t=first_used.group(1))
     assert done.stdout == expected

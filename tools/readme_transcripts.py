@@ -31,6 +31,7 @@ BLOCK = re.compile(r"^```console\n(.*?)^```$", re.M | re.S)
 CODE = re.compile(r"\b[0-9A-Za-z]{4}(?:-[0-9A-Za-z]{4}){5}\b")
 TIME = re.compile(
     r"\b\d{4}-\d\d-\d\d[T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|(?: [A-Z][A-Za-z0-9+-]{1,5}))?"
+    r"|\b\d\d:\d\d(?::\d\d)? [A-Z]{2,5}\b"  # today's times are shown without the date
 )
 ENV = {
     "TICKETHUB_DB": "box.db",

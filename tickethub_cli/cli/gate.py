@@ -187,6 +187,7 @@ def gate_cmd(
     counters = Counters()
     as_json, tty = is_json(ctx), sys.stdout.isatty()
     screen = _open_screen(g, counters) if tty and not as_json and _full_screen() else None
+    zone = None if as_json else _event_zone(g)
     if tty and not as_json and screen is None:
         render.line(f"gate {g.gate or '-'} for {_event_label(g)}: scan a code (Ctrl-D to end)")
     interrupted = False
@@ -201,7 +202,7 @@ def gate_cmd(
                     if screen is not None:
                         _show_on_screen(g, results, counters, screen)
                     else:
-                        _answer(results, counters, as_json=as_json, tty=tty)
+                        _answer(results, counters, as_json=as_json, tty=tty, zone=zone)
     except KeyboardInterrupt:
         interrupted = True
     if interrupted and tty and not as_json and screen is None:
@@ -271,17 +272,34 @@ def _open_screen(g: Gate, counters: Counters) -> GateScreen:
     return GateScreen(render.console(), view)
 
 
-def _answer(results: list[ScanResult], counters: Counters, *, as_json: bool, tty: bool) -> None:
+def _event_zone(g: Gate) -> str:
+    """The event's IANA zone: people at the gate read its local times."""
+    from ..checkin import event_label
+
+    try:
+        return event_label(g.s, g.event_id)[1]
+    except Exception:  # noqa: BLE001 - times in UTC will do
+        return "UTC"
+
+
+def _answer(
+    results: list[ScanResult],
+    counters: Counters,
+    *,
+    as_json: bool,
+    tty: bool,
+    zone: str | None = "UTC",
+) -> None:
     """Print the answers of one committed group, in input order."""
     for result in results:
         counters.add(result)
         if tty and not as_json:
-            _show_scan(result, counters)  # the running totals as of this scan
+            _show_scan(result, counters, zone=zone)  # the running totals as of this scan
     if as_json:
         sys.stdout.write("".join(render.dumps(r.to_json()) + "\n" for r in results))
         sys.stdout.flush()
     elif not tty:
-        print("\n".join(_line(r) for r in results), flush=True)
+        print("\n".join(_line(r, zone) for r in results), flush=True)
 
 
 def _show_on_screen(
