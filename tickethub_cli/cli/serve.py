@@ -13,8 +13,9 @@ from .common import globals_of
 
 @app.command(
     "serve",
-    epilog="Example: `tickethub --db box.db serve --port 8000 --workers 4`, then"
-    " `curl -s localhost:8000/healthz`",
+    epilog="Example: tickethub --db box.db serve --port 8000 --workers 4 (runs until SIGTERM"
+    " or Ctrl-C). Start, wait until ready, stop: `tickethub serve --port 0 > up.txt &"
+    " until grep -q listening up.txt; do sleep 0.1; done; kill $!; wait $!`",
 )
 def serve_cmd(
     ctx: typer.Context,

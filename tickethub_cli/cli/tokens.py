@@ -10,7 +10,9 @@ from .. import render
 from .base import app
 from .common import output, session
 
-token_app = typer.Typer(help="API tokens for `tickethub serve`.", no_args_is_help=True)
+token_app = typer.Typer(
+    help="API tokens for the HTTP server (tickethub serve).", no_args_is_help=True
+)
 app.add_typer(token_app, name="token")
 
 
@@ -73,7 +75,10 @@ def token_list(ctx: typer.Context) -> None:
     output(ctx, {"tokens": found}, human)
 
 
-@token_app.command("revoke", epilog="Example: `tickethub token revoke 3`")
+@token_app.command(
+    "revoke",
+    epilog="Example: `tickethub token create --role viewer --name old && tickethub token revoke 1`",
+)
 def token_revoke(
     ctx: typer.Context, token_id: Annotated[str, typer.Argument(metavar="TOKEN_ID")]
 ) -> None:

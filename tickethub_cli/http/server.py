@@ -80,27 +80,39 @@ def _calm_signals() -> None:
 
 def run(db_path: str, host: str, port: int, workers: int = 1) -> int:
     open_session(db_path).close()  # a missing or old file is refused before binding
+    sock = _bind(host, port)
     if workers == 1:
-        return _run_one(db_path, host, port)
-    return _run_many(db_path, host, port, workers)
+        return _run_one(db_path, host, sock)
+    return _run_many(db_path, host, sock, workers)
 
 
-def _run_one(db_path: str, host: str, port: int) -> int:
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket, or one clear line (uvicorn would log and exit 1)."""
+    try:
+        return _config(None, host, port).bind_socket()
+    except SystemExit:
+        from ..errors import invalid
+
+        raise invalid(
+            f"cannot listen on {host}:{port} (address in use, or not this machine's)",
+            hint="choose another --port (0: any free one) or --host",
+        ) from None
+
+
+def _run_one(db_path: str, host: str, sock: socket.socket) -> int:
     from .app import create_app
 
     def ready(server: _Server) -> None:
-        bound = server.servers[0].sockets[0].getsockname()
-        _announce(host, bound[1])
+        _announce(host, sock.getsockname()[1])
 
-    server = _Server(_config(create_app(db_path), host, port), ready)
+    server = _Server(_config(create_app(db_path), host, 0), ready)
     _settle_memory()
     _calm_signals()
-    server.run()
+    server.run(sockets=[sock])
     return 0 if server.started else 1
 
 
-def _run_many(db_path: str, host: str, port: int, workers: int) -> int:
-    sock = _config(None, host, port).bind_socket()
+def _run_many(db_path: str, host: str, sock: socket.socket, workers: int) -> int:
     bound_port = sock.getsockname()[1]
     ready_r, ready_w = os.pipe()
     children = []
