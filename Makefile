@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install compile demo test lint format bench chaos fuzz clean
+.PHONY: install compile demo test lint format bench chaos fuzz fuzz-http clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ chaos: install
 FUZZ_EXAMPLES ?= 5000
 fuzz: install
 	TICKETHUB_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/test_fuzz_cli.py
+
+# the long schemathesis run against /openapi.json: make fuzz-http HTTP_FUZZ_EXAMPLES=20000
+HTTP_FUZZ_EXAMPLES ?= 5000
+fuzz-http: install
+	TICKETHUB_HTTP_FUZZ_EXAMPLES=$(HTTP_FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/test_http_schema.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis demo/out

@@ -1,4 +1,4 @@
--- TicketHub schema, version 3 (a new database gets this; migrations/ bring older ones here). The single source of the schema: shipped inside the package.
+-- TicketHub schema, version 4 (a new database gets this; migrations/ bring older ones here). The single source of the schema: shipped inside the package.
 -- Invariants live here as well as in code, so a bug in code cannot oversell.
 
 CREATE TABLE meta (
@@ -194,3 +194,33 @@ CREATE TRIGGER scans_no_update BEFORE UPDATE ON scans
 BEGIN SELECT RAISE(ABORT, 'scans is append-only'); END;
 CREATE TRIGGER scans_no_delete BEFORE DELETE ON scans
 BEGIN SELECT RAISE(ABORT, 'scans is append-only'); END;
+
+-- What `tickethub serve` keeps. API tokens (only a hash of each secret), the
+-- responses given to Idempotency-Key requests (replayed byte for byte), and per-token
+-- counts of unknown or malformed scans and of the refusals they earned (anti-enumeration,
+-- counted here so every worker process agrees).
+CREATE TABLE api_tokens (
+    id            INTEGER PRIMARY KEY,
+    role          TEXT NOT NULL CHECK (role IN ('admin', 'box-office', 'gate', 'viewer')),
+    event_id      INTEGER REFERENCES events (id),
+    name          TEXT,
+    secret_sha256 TEXT NOT NULL UNIQUE CHECK (length(secret_sha256) = 64),
+    created_at    TEXT NOT NULL,
+    revoked_at    TEXT
+) STRICT;
+
+CREATE TABLE http_responses (
+    key            TEXT PRIMARY KEY,     -- the same key space as idempotency_keys.key
+    request_sha256 TEXT NOT NULL,        -- method, path and canonical body (card masked)
+    status         INTEGER NOT NULL,
+    body           TEXT NOT NULL,        -- exactly as sent, ending in ,"replayed":false}
+    created_at     TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE token_misses (
+    id       INTEGER PRIMARY KEY,
+    token_id INTEGER NOT NULL,
+    at_us    INTEGER NOT NULL,
+    kind     TEXT NOT NULL CHECK (kind IN ('UNKNOWN', 'MALFORMED', 'REFUSED'))
+) STRICT;
+CREATE INDEX token_misses_window ON token_misses (token_id, at_us);

@@ -24,6 +24,7 @@ BENCHES = [
     ("batch.py", [], ["--rows", "500"]),
     ("gate.py", [], ["--scans", "2000"]),
     ("million.py", [], ["--tickets", "100000"]),
+    ("http.py", [], ["--seconds", "3"]),  # needs wrk (Debian package); says so if missing
 ]
 
 

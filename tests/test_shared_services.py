@@ -303,7 +303,7 @@ def test_no_domain_message_names_a_cli_flag():
     named = {
         rel: hits
         for rel, text in _sources()
-        if not rel.startswith("cli") and rel != "render.py"
+        if not rel.startswith(("cli", "http")) and rel != "render.py"  # transports spell flags
         for hits in [[c for c in _string_constants(text) if flag.search(c)]]
         if hits
     }
@@ -355,13 +355,15 @@ def test_after_a_charge_the_error_carries_what_a_retry_needs_and_the_cli_its_hin
 # ------------------------------------------------------------------ no transport touches conn
 
 
-def test_no_cli_command_touches_the_connection():
+def test_no_transport_touches_the_connection():
+    """Neither the CLI nor the HTTP routes touch a session's connection: they call services
+    (the storage layer, store/, owns connections and transactions)."""
     import re
 
     touching = [
         rel
         for rel, text in _sources()
-        if rel.startswith("cli") and re.search(r"\.conn\b|sqlite3\.connect", text)
+        if rel.startswith(("cli", "http")) and re.search(r"\.conn\b|sqlite3\.connect", text)
     ]
     assert touching == [], touching
 

@@ -35,10 +35,12 @@ _MODULES = {
     "orders",
     "payments",
     "qr",
+    "ratelimit",
     "reconcile",
     "reports",
     "settings",
     "tickets",
+    "tokens",
 }
 
 

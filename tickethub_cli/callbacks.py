@@ -20,9 +20,45 @@ from .db import snapshot, transaction
 from .errors import ErrorCode, TicketHubError, invalid
 from .session import Session
 
+TOLERANCE_S = 300  # a timestamped signature older or newer than this is refused (replays)
+
 
 def sign(payload: bytes, secret: str) -> str:
     return hmac.new(secret.encode(), payload, hashlib.sha256).hexdigest()
+
+
+def signature_header(payload: bytes, secret: str, at: int) -> str:
+    """The `TicketHub-Signature` value a provider sends: `t=<unix>,v1=<hex of "t.body">`."""
+    return f"t={at},v1={sign(str(at).encode() + b'.' + payload, secret)}"
+
+
+def signature_matches(payload: bytes, signature: str, secret: str, now_s: float) -> bool:
+    """Either form a provider may use: the header value `t=<unix>,v1=<hex>[,v1=<hex>…]`
+    (HMAC-SHA256 of "<t>.<raw body>", t within TOLERANCE_S of now, one v1 must match), or
+    the bare hex HMAC of the body alone (the older form). Every comparison in constant time."""
+    text = signature.strip()
+    if "=" not in text:
+        return _same(sign(payload, secret), text.lower())
+    stamp, candidates = None, []
+    for part in text.split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "t" and stamp is None:
+            stamp = value
+        elif name == "v1":
+            candidates.append(value.lower())
+    if stamp is None or not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12:
+        return False
+    if abs(now_s - int(stamp)) > TOLERANCE_S:
+        return False
+    expected = sign(stamp.encode() + b"." + payload, secret)
+    matched = False
+    for candidate in candidates[:16]:  # no early exit: the time does not tell which matched
+        matched |= _same(expected, candidate)
+    return matched
+
+
+def _same(expected: str, given: str) -> bool:
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogatepass"))
 
 
 def _log(s: Session, payload: bytes, outcome: str, body: dict[str, Any] | None = None) -> None:
@@ -74,10 +110,7 @@ def _seen(s: Session, callback_id: str) -> bool:
 def handle(s: Session, payload: bytes, signature: str) -> dict[str, Any]:
     """Apply one provider callback; returns the order as it stands afterwards."""
     secret = s.settings.require_webhook_secret()
-    expected = sign(payload, secret)
-    if not hmac.compare_digest(
-        expected.encode(), signature.strip().lower().encode("utf-8", "surrogatepass")
-    ):
+    if not signature_matches(payload, signature, secret, clock.now_us() / 1_000_000):
         with transaction(s.conn):
             _log(s, payload, "signature_invalid")
         raise TicketHubError(ErrorCode.SIGNATURE_INVALID, "callback signature does not match")

@@ -147,6 +147,11 @@ class Gate:
                 results.append(self._scan_one(c, raw))
         return results
 
+    def scan_in_transaction(self, raw: str) -> ScanResult:
+        """One scan inside a transaction the caller already holds (a group commit run by
+        someone else, e.g. the HTTP server's writer); durable only once that commits."""
+        return self._scan_one(self.s.conn, raw)
+
     def answer_many(self, raws: list[str]) -> list[ScanResult]:
         """Like scan_many, for the scanner loop, which must answer every line and go on: the
         transaction has already retried the write lock for the whole busy budget; if the

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .errors import ErrorCode, TicketHubError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APPLICATION_ID = 0x54484231  # "THB1": marks a file as a TicketHub database
 DEFAULT_BUSY_BUDGET_S = 10.0
 

@@ -25,6 +25,10 @@ class ErrorCode(StrEnum):
     DB_ERROR = "DB_ERROR"
     BATCH_PARTIAL = "BATCH_PARTIAL"
     INVARIANT_VIOLATION = "INVARIANT_VIOLATION"
+    # over HTTP (tickethub serve): who may act, and how often
+    UNAUTHORIZED = "UNAUTHORIZED"
+    FORBIDDEN = "FORBIDDEN"
+    RATE_LIMITED = "RATE_LIMITED"
 
 
 # An input field named inside a message or hint: each transport spells it its own way (the

@@ -21,12 +21,16 @@ import socket
 import sqlite3
 import unicodedata
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import clock
 from . import validation as v
 from .errors import invalid
 
+if TYPE_CHECKING:
+    from .session import Session
+
+MAX_KEY = 255  # the HTTP Idempotency-Key's bound too (1-255 printable ASCII there)
 LEASE_US = 30_000_000  # a worker's lease: at most 30 s without a sign of life
 _HOST = socket.gethostname()
 # The leases of the units of work running in this process right now. Process-wide on
@@ -77,8 +81,8 @@ def check_key(key: str) -> str:
     key = unicodedata.normalize("NFC", key).strip()
     if not key:
         raise invalid("idempotency key must not be empty")
-    if len(key) > 200:
-        raise invalid("idempotency key is longer than 200 characters")
+    if len(key) > MAX_KEY:
+        raise invalid(f"idempotency key is longer than {MAX_KEY} characters")
     if v.has_control(key):
         raise invalid("idempotency key must not contain control characters")
     return key
@@ -237,4 +241,23 @@ def finish(
         " locked_until_us = NULL, result_code = ?, result_message = ?, last_seen_us = ?,"
         " updated_at = ? WHERE key = ?",
         (code, message, clock.now_us(), clock.now_text(), key),
+    )
+
+
+def stored_response(s: Session, key: str) -> tuple[str, int, bytes] | None:
+    """The response a transport stored for a key (request hash, status, body), if any: what
+    HTTP replays byte for byte."""
+    row = s.conn.execute(
+        "SELECT request_sha256, status, body FROM http_responses WHERE key = ?", (key,)
+    ).fetchone()
+    return None if row is None else (row[0], row[1], row[2].encode("utf-8"))
+
+
+def store_response(s: Session, key: str, digest: str, status: int, body: bytes) -> None:
+    """Keep a key's first response (inside the caller's unit of work); a later one is
+    ignored, so every replay shows the first."""
+    s.conn.execute(
+        "INSERT OR IGNORE INTO http_responses (key, request_sha256, status, body, created_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (key, digest, status, body.decode("utf-8"), clock.now_text()),
     )

@@ -62,6 +62,14 @@ class Session:
             )
         return self._provider
 
+    def end_read(self) -> None:
+        """End a read left open (a long-lived session must not hold an old snapshot)."""
+        if self.conn.in_transaction:
+            self.conn.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
     def close(self) -> None:
         """Close the connection and the provider's; safe to call twice."""
         if self._provider is not None:

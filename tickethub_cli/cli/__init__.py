@@ -27,7 +27,7 @@ def exit_code(code: ErrorCode) -> int:
     return table(code)
 
 
-_VALUE_OPTIONS = {"--db", "--operator"}
+_VALUE_OPTIONS = {"--db", "--operator", "--server", "--token"}
 _FLAG_OPTIONS = {"--json", "--debug"}
 
 
@@ -215,6 +215,8 @@ COMMAND_MODULES = {
     "checkin": "gate",
     "ticket": "gate",
     "report": "gate",
+    "serve": "serve",
+    "token": "tokens",
 }
 ALL_MODULES = tuple(dict.fromkeys(COMMAND_MODULES.values()))
 

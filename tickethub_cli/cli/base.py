@@ -76,6 +76,24 @@ def root(
         bool,
         typer.Option("--debug", envvar="TICKETHUB_DEBUG", help="Show tracebacks of bugs."),
     ] = False,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            envvar="TICKETHUB_SERVER",
+            metavar="URL",
+            help="Run `gate`/`validate` against a `tickethub serve` (env TICKETHUB_SERVER).",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="TICKETHUB_TOKEN",
+            metavar="SECRET",
+            help="The API token for --server (env TICKETHUB_TOKEN).",
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option(
@@ -95,4 +113,11 @@ def root(
     # from --operator, TICKETHUB_OPERATOR or the OS user alike: it is stored and shown again
     who = validation.name(operator or settings.default_operator(), "operator")
     settings = settings.with_operator(who)
-    ctx.obj = Globals(settings.db_path, json_output, who, debug, settings)
+    if server is not None and ctx.invoked_subcommand not in ("gate", "validate"):
+        from ..errors import ErrorCode, TicketHubError
+
+        raise TicketHubError(
+            ErrorCode.USAGE,
+            f"--server works with `gate` and `validate` only, not `{ctx.invoked_subcommand}`",
+        )
+    ctx.obj = Globals(settings.db_path, json_output, who, debug, settings, server, token)

@@ -20,6 +20,8 @@ class Globals:
     operator: str
     debug: bool
     settings: Settings = field(default_factory=Settings)  # built once, from options and env
+    server: str | None = None  # gate/validate against `tickethub serve` instead of the file
+    token: str | None = None
 
 
 def globals_of(ctx: typer.Context) -> Globals:

@@ -27,6 +27,11 @@ EXIT_CODES: dict[ErrorCode, int] = {
     ErrorCode.DB_ERROR: 7,
     ErrorCode.BATCH_PARTIAL: 8,
     ErrorCode.INVARIANT_VIOLATION: 9,
+    # from a server (`--server URL --token T`): a token refused is bad input, a rate limit
+    # a conflict with the current state (wait, then scan again)
+    ErrorCode.UNAUTHORIZED: 2,
+    ErrorCode.FORBIDDEN: 2,
+    ErrorCode.RATE_LIMITED: 4,
 }
 # `validate` exits with its scan's result (a rejection is not an error: the gate goes on)
 RESULT_EXIT_CODES: dict[str, int] = {

@@ -13,7 +13,7 @@ import typer
 
 from .. import render
 from .base import app
-from .common import is_json, output, session
+from .common import globals_of, is_json, output, session
 from .errors import result_exit_code
 
 if TYPE_CHECKING:
@@ -117,6 +117,8 @@ def _scan_context(ctx: typer.Context, result: ScanResult, event: str) -> tuple[s
     from .. import events
     from ..tickets import show
 
+    if globals_of(ctx).server is not None:  # the names are on the server, not in a file here
+        return "UTC", None
     zone = "UTC"
     try:
         s = session(ctx)
@@ -149,9 +151,7 @@ def validate_cmd(
 ) -> None:
     """Check one code and admit it once. The outcome is printed whatever the exit code:
     ADMITTED 0, ALREADY_USED 10, UNKNOWN 11, WRONG_EVENT 12, VOID 13, MALFORMED 14."""
-    from ..checkin import validate
-
-    result = validate(session(ctx), code, event, gate=gate, dry_run=dry_run)
+    result = _gate(ctx, event, gate, dry_run=dry_run).scan(code)
     if is_json(ctx):
         render.emit_json(result.to_json())
         raise typer.Exit(result_exit_code(result.result))
@@ -181,10 +181,9 @@ def gate_cmd(
     one result at a time, full screen: a huge ADMIT or REJECT with a shape, the reason, the
     ticket type and holder, running totals. One JSON line each with --json; one plain line
     each when the output is not a terminal. Exits 0 with a summary."""
-    from ..checkin import Counters, Gate
+    from ..checkin import Counters
 
-    s = session(ctx)
-    g = Gate(s, event, gate, dry_run=dry_run)
+    g = _gate(ctx, event, gate, dry_run=dry_run)
     counters = Counters()
     as_json, tty = is_json(ctx), sys.stdout.isatty()
     screen = _open_screen(g, counters) if tty and not as_json and _full_screen() else None
@@ -223,6 +222,18 @@ def gate_cmd(
             ),
             {"summary": summary},
         )
+
+
+def _gate(ctx: typer.Context, event: str, gate: str | None, *, dry_run: bool = False) -> Any:
+    """The local gate on the file, or (with --server) the same gate over HTTP."""
+    g = globals_of(ctx)
+    if g.server is not None:
+        from ..http.client import Remote, RemoteGate
+
+        return RemoteGate(Remote(g.server, g.token), event, gate, dry_run=dry_run)
+    from ..checkin import Gate
+
+    return Gate(session(ctx), event, gate, dry_run=dry_run)
 
 
 def _full_screen() -> bool:

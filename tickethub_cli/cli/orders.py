@@ -371,7 +371,14 @@ def _refund_lines(order: dict[str, Any]) -> None:
 def payment_callback(
     ctx: typer.Context,
     payload: Annotated[str, typer.Option("--payload", help="File with the raw JSON ('-': stdin).")],
-    signature: Annotated[str, typer.Option("--signature", help="Hex HMAC-SHA256 of the payload.")],
+    signature: Annotated[
+        str,
+        typer.Option(
+            "--signature",
+            help="The TicketHub-Signature header value (t=UNIX,v1=HEX; HMAC-SHA256 of"
+            " 't.payload', at most 300 s old) or the bare hex HMAC-SHA256 of the payload.",
+        ),
+    ],
 ) -> None:
     """Apply a signed provider callback (secret in TICKETHUB_WEBHOOK_SECRET). Idempotent."""
     from .. import callbacks, settings

@@ -1,0 +1,75 @@
+"""The group-commit writer behind `tickethub serve` (tickethub_cli/store/writer.py): units
+queued together share one BEGIN IMMEDIATE and one commit, each in its own savepoint (a unit
+that fails is undone alone), and nobody is answered before that commit."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from support import count, seed
+
+import tickethub_cli as th
+from tickethub_cli import audit
+from tickethub_cli.errors import ErrorCode, TicketHubError, invalid
+from tickethub_cli.store.writer import Writer, run_units
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = str(tmp_path / "w.db")
+    seed(path)
+    return path
+
+
+def _note(n: int):
+    def unit(s):
+        audit.record(s.conn, s.operator, "test", n, "note")
+        return n
+
+    return unit
+
+
+def test_units_queued_together_share_one_commit(db):
+    writer = Writer(lambda: th.open_session(db, operator="w"))
+    locker = sqlite3.connect(db, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")  # the writer's first round waits; the rest queue up
+    futures = [writer.unit(_note(i), f"op{i}") for i in range(50)]
+    assert not any(f.done() for f in futures)  # nothing answered before its commit
+    locker.execute("ROLLBACK")
+    locker.close()
+    assert [f.result(timeout=30) for f in futures] == list(range(50))
+    assert writer.commits <= 2
+    writer.close()
+    assert count(db, "SELECT count(*) FROM audit_log WHERE entity = 'test'") == 50
+    operators = count(db, "SELECT count(DISTINCT operator) FROM audit_log WHERE entity = 'test'")
+    assert operators == 50  # each unit acted as its own caller
+
+
+def test_a_failing_unit_is_undone_alone(db):
+    def fails(s):
+        audit.record(s.conn, s.operator, "test", 99, "note")
+        raise invalid("no")
+
+    s = th.open_session(db, operator="w")
+    results = run_units(s, [_note(1), fails, _note(2)])
+    s.close()
+    assert [r for r, _ in results] == [1, None, 2]
+    assert isinstance(results[1][1], TicketHubError)
+    assert count(db, "SELECT count(*) FROM audit_log WHERE entity = 'test'") == 2
+
+
+def test_a_busy_group_tells_every_caller_and_keeps_nothing(db, monkeypatch):
+    monkeypatch.setenv("TICKETHUB_BUSY_TIMEOUT", "0.2")
+    writer = Writer(lambda: th.open_session(db, operator="w"))
+    locker = sqlite3.connect(db, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")
+    try:
+        futures = [writer.unit(_note(i), "w") for i in range(3)]
+        errors = [f.exception(timeout=30) for f in futures]
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert all(isinstance(e, TicketHubError) and e.code is ErrorCode.DB_BUSY for e in errors)
+    writer.close()
+    assert count(db, "SELECT count(*) FROM audit_log WHERE entity = 'test'") == 0

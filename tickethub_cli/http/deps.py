@@ -1,0 +1,224 @@
+"""The HTTP layer's one door into the domain: sessions, the writer, errors → statuses, tokens.
+
+Routes never open connections or map errors themselves: reads run on per-thread sessions in
+the thread pool, writes go through the process's group-commit writer, and every error
+leaves through `error_response` with the status of ONE table (`STATUS`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from .. import tokens
+from ..errors import ErrorCode, TicketHubError
+from ..session import Session, open_session
+from ..store.writer import Writer
+from ..validation import UNSAFE_CHARS
+
+# The one error → status table of the HTTP transport (HTTP_API.md, "Errors").
+STATUS: dict[ErrorCode, int] = {
+    ErrorCode.INVALID_INPUT: 400,
+    ErrorCode.USAGE: 400,
+    ErrorCode.SIGNATURE_INVALID: 400,
+    ErrorCode.AMOUNT_MISMATCH: 400,
+    ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.PAYMENT_DECLINED: 402,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.INVALID_STATE: 409,
+    ErrorCode.IN_PROGRESS: 409,
+    ErrorCode.SOLD_OUT: 409,
+    ErrorCode.IDEMPOTENCY_MISMATCH: 422,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.INTERNAL: 500,
+    ErrorCode.DB_ERROR: 500,
+    ErrorCode.BATCH_PARTIAL: 500,
+    ErrorCode.INVARIANT_VIOLATION: 500,
+    ErrorCode.PAYMENT_UNKNOWN: 502,
+    ErrorCode.DB_BUSY: 503,
+}
+RETRY_AFTER: dict[ErrorCode, int] = {ErrorCode.IN_PROGRESS: 1, ErrorCode.DB_BUSY: 1}
+
+JSON_TYPE = "application/json"
+# and lone surrogates, which UTF-8 cannot carry: escaped, never a failed answer
+_UNSHOWABLE = re.compile(UNSAFE_CHARS.pattern[:-1] + "\ud800-\udfff]")
+
+
+def dumps(payload: Any) -> bytes:
+    """The one serializer of response bodies (compact, UTF-8, key order as built). Stored
+    text is data: characters that steer a terminal or reorder text (C1, bidi controls, line
+    separators; json escapes C0 itself) leave as \\u escapes, the same JSON value, so
+    `curl` in a terminal shows them inert, as the CLI's --json does."""
+    out = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    if _UNSHOWABLE.search(out) is not None:
+        out = _UNSHOWABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", out)
+    return out.encode("utf-8")
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None):
+    return Response(dumps(payload), status, headers=headers, media_type=JSON_TYPE)
+
+
+def status_of(err: TicketHubError) -> int:
+    return STATUS.get(err.code, 500)
+
+
+def error_headers(err: TicketHubError) -> dict[str, str]:
+    retry = err.details.get("retry_after") if err.code is ErrorCode.RATE_LIMITED else None
+    retry = retry or RETRY_AFTER.get(err.code)
+    return {"Retry-After": str(retry)} if retry else {}
+
+
+def error_body(err: TicketHubError) -> dict[str, Any]:
+    return {"error": err.to_dict()}
+
+
+def error_response(err: TicketHubError) -> Response:
+    return json_response(error_body(err), status_of(err), error_headers(err))
+
+
+def validation_error(errors: Sequence[Any]) -> TicketHubError:
+    """pydantic's complaint as one INVALID_INPUT line naming the field (the input is never
+    echoed: it may hold a card number)."""
+    first = errors[0] if errors else {}
+    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    field = ".".join(loc) or "body"
+    message = str(first.get("msg", "invalid request"))
+    if first.get("type") == "json_invalid":
+        field, message = "body", "request body is not valid JSON"
+    return TicketHubError(ErrorCode.INVALID_INPUT, f"{field}: {message}", details={"field": field})
+
+
+def unauthorized(message: str = "a valid bearer token is required") -> TicketHubError:
+    return TicketHubError(
+        ErrorCode.UNAUTHORIZED,
+        message,
+        hint="send Authorization: Bearer <secret> from `tickethub token create`",
+    )
+
+
+def forbidden(message: str) -> TicketHubError:
+    return TicketHubError(ErrorCode.FORBIDDEN, message)
+
+
+class Backend:
+    """What one server process holds: the database path, per-thread read sessions, the
+    writer, and the idempotency keys this process is working on right now."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._sessions: list[Session] = []
+        self._lock = threading.Lock()
+        self.writer = Writer(lambda: open_session(path, operator="http"))
+        self.in_flight: set[str] = set()  # keys; touched only on the event loop
+        self._known: dict[str, dict[str, Any]] = {}  # secret → token, see token_cached
+
+    # ------------------------------------------------------------------ reading
+    def session(self) -> Session:
+        """This thread's read session (sqlite connections belong to one thread)."""
+        s = getattr(self._local, "session", None)
+        if s is None:
+            s = open_session(self.path, operator="http")
+            self._local.session = s
+            with self._lock:
+                self._sessions.append(s)
+        return s
+
+    async def read(self, fn: Callable[[Session], Any]) -> Any:
+        """Run a read on a pool thread's own connection."""
+        return await run_in_threadpool(self._read_now, fn)
+
+    def read_here(self, fn: Callable[[Session], Any]) -> Any:
+        """A read of one indexed row, on the calling thread (the event loop): cheaper than
+        a hop to the pool. Only for reads that cannot wait (WAL readers never do)."""
+        return self._read_now(fn)
+
+    def _read_now(self, fn: Callable[[Session], Any]) -> Any:
+        s = self.session()
+        try:
+            return fn(s)
+        finally:
+            s.end_read()  # a read never keeps a snapshot open between requests
+
+    def schema_version(self) -> int:
+        return self.session().schema_version()
+
+    # ------------------------------------------------------------------ writing
+    async def unit(self, fn: Callable[[Session], Any], operator: str) -> Any:
+        return await asyncio.wrap_future(self.writer.unit(fn, operator))
+
+    async def batch(self, fn: Callable[[Session, list[Any]], list[Any]], arg: Any, operator: str):
+        return await asyncio.wrap_future(self.writer.batch(fn, arg, operator))
+
+    async def solo(self, fn: Callable[[Session], Any], operator: str) -> Any:
+        return await asyncio.wrap_future(self.writer.solo(fn, operator))
+
+    # ------------------------------------------------------------------ tokens
+    def token_for(self, authorization: str | None) -> dict[str, Any]:
+        """The live token of an `Authorization: Bearer …` header; 401 otherwise. Reads only."""
+        if not authorization:
+            raise unauthorized()
+        scheme, _, secret = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise unauthorized()
+        token = tokens.authenticate(self.session(), secret.strip())
+        if token is None:
+            raise unauthorized("unknown or revoked token")
+        return token
+
+    def token_cached(self, authorization: str | None) -> dict[str, Any]:
+        """`token_for` without the lookup for a secret this process has seen: ONLY for
+        routes whose unit of work checks `tokens.is_live` in its own transaction first, so a
+        revocation still refuses the very next request (401, nothing written). Unknown
+        secrets are never remembered; a token's role and event never change."""
+        secret = (authorization or "").strip().partition(" ")[2].strip()
+        token = self._known.get(secret) if secret else None
+        if token is None:
+            token = self.token_for(authorization)
+            if len(self._known) >= 10_000:
+                self._known.clear()
+            self._known[secret] = token
+        return token
+
+    def close(self) -> None:
+        """Drain the writer (its session closes in its thread). Read sessions belong to
+        their pool threads: closed where possible, else at process exit (reads only)."""
+        self.writer.close()
+        with self._lock:
+            for s in self._sessions:
+                with contextlib.suppress(sqlite3.ProgrammingError):
+                    s.close()
+            self._sessions.clear()
+
+
+def operator_of(token: dict[str, Any]) -> str:
+    """Who acts, for the audit log: the token, by id and name (never its secret)."""
+    name = token.get("name")
+    return f"token:{token['id']}" + (f":{name}" if name else "")
+
+
+def check_role(token: dict[str, Any], roles: tuple[str, ...]) -> None:
+    if token["role"] != "admin" and token["role"] not in roles:
+        raise forbidden(f"a {token['role']} token may not do this")
+
+
+def check_event(token: dict[str, Any], event_id: object) -> None:
+    """A token bound to one event (`token create --event`) acts on that event only."""
+    bound = token.get("event_id")
+    if bound is not None and str(event_id).strip() != str(bound):
+        raise forbidden(f"this token is for event {bound} only")
+
+
+def backend_name() -> str:
+    return "sqlite"

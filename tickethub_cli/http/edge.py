@@ -1,0 +1,151 @@
+"""What every request passes first and last (pure ASGI, no per-request objects of its own):
+a request id, the 1 MiB body bound, and one structured access-log line.
+
+The log line names the route's template (`/tickets/{code}`), never the raw path, and never a
+header or a body: no token secret, ticket code or card number can reach the log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, TextIO
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+MAX_BODY = 1 << 20  # 1 MiB
+_TOO_LARGE = json.dumps(
+    {"error": {"code": "INVALID_INPUT", "message": "request body larger than 1 MiB"}}
+).encode()
+
+
+_PREFIX = f"{uuid.uuid4().hex[:12]}-{os.getpid():x}-"  # unique per process start
+_serial = itertools.count(1)
+
+
+def _request_id(scope: Scope) -> str:
+    """The caller's X-Request-Id when it is a sane token (so a trace spans systems), else
+    a fresh one: this process's random prefix and a serial (no syscall per request)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            text = value.decode("latin-1")
+            if 0 < len(text) <= 128 and all(33 <= ord(ch) < 127 for ch in text):
+                return text
+            break
+    return f"{_PREFIX}{next(_serial)}"
+
+
+class Edge:
+    def __init__(self, app: Any, log: TextIO | None = sys.stderr, fast: Any = None) -> None:
+        self.app = app
+        self.log = log
+        self.fast = fast  # answers the hot routes without the framework (fast.py)
+        self.in_flight = 0  # requests being answered now (healthz shows it: drain checks)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        rid = _request_id(scope)
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid
+        status = [0]
+        rid_header = (b"x-request-id", rid.encode())
+
+        async def tagged(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), rid_header]}
+            await send(message)
+
+        size = 0
+        self.in_flight += 1
+        try:
+            body = await self._bounded_body(scope, receive)
+            if body is None:
+                await _send_413(tagged)
+                return
+            size = len(body)
+            if self.fast is None or not await self.fast(scope, body, tagged):
+                await self.app(scope, _replay(body, receive), tagged)
+        finally:
+            self.in_flight -= 1
+            if self.log is not None:
+                self._log(scope, rid, status[0], started, size)
+
+    async def _bounded_body(self, scope: Scope, receive: Receive) -> bytes | None:
+        """The whole body, or None when it is over MAX_BODY (by Content-Length before
+        reading a byte, or counted while streaming a chunked one)."""
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                text = value.decode("latin-1").strip()
+                if not text.isdigit() or int(text) > MAX_BODY:
+                    return None if text.isdigit() else b""
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+    def _log(self, scope: Scope, rid: str, status: int, started: float, size: int) -> None:
+        route = scope.get("route")
+        state = scope.get("state", {})
+        line = {
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "request_id": rid,
+            "method": scope.get("method"),
+            "route": getattr(route, "path", None) or state.get("route"),
+            "status": status,
+            "ms": round((time.perf_counter() - started) * 1000, 2),
+            "bytes_in": size,
+            "token_id": state.get("token_id"),
+        }
+        assert self.log is not None
+        with contextlib.suppress(OSError, ValueError):  # a broken log never fails a request
+            self.log.write(json.dumps(line, separators=(",", ":")) + "\n")
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def again() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return again
+
+
+async def _send_413(send: Send) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(_TOO_LARGE)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": _TOO_LARGE})

@@ -1,0 +1,47 @@
+"""Anti-enumeration: a token that keeps scanning codes we do not know is stopped for a while.
+
+Counted in the database (table token_misses), inside the scan's own write transaction, so
+every worker process sees the same count and the check and the scan cannot interleave with
+another process's. A token may get at most LIMIT UNKNOWN or MALFORMED results in any WINDOW;
+after that each scan is refused (and the refusal recorded) until enough of those results
+are older than the window. A refused scan is not judged: it admits nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .session import Session
+
+LIMIT = 60
+WINDOW_US = 60_000_000
+MISSES = ("UNKNOWN", "MALFORMED")
+
+
+def retry_after(s: Session, token_id: int, now_us: int) -> int | None:
+    """Seconds until the token may scan again, or None when it may scan now."""
+    conn = s.conn
+    since = now_us - WINDOW_US
+    misses = conn.execute(
+        "SELECT count(*) FROM token_misses WHERE token_id = ? AND at_us > ? AND kind <> 'REFUSED'",
+        (token_id, since),
+    ).fetchone()[0]
+    if misses < LIMIT:
+        return None
+    # free again once all but LIMIT - 1 of these misses have left the window
+    oldest_needed = conn.execute(
+        "SELECT at_us FROM token_misses WHERE token_id = ? AND at_us > ? AND kind <> 'REFUSED'"
+        " ORDER BY at_us LIMIT 1 OFFSET ?",
+        (token_id, since, misses - LIMIT),
+    ).fetchone()[0]
+    return max(1, math.ceil((oldest_needed + WINDOW_US - now_us) / 1_000_000))
+
+
+def record(s: Session, token_id: int, kind: str, now_us: int) -> None:
+    """Count a miss (UNKNOWN, MALFORMED) or record a refusal (REFUSED)."""
+    s.conn.execute(
+        "INSERT INTO token_misses (token_id, at_us, kind) VALUES (?, ?, ?)",
+        (token_id, now_us, kind),
+    )

@@ -1,0 +1,1 @@
+"""Storage pieces shared by the transports (the group-commit writer)."""
