@@ -246,7 +246,7 @@ def test_event_update_renames_reschedules_and_moves_with_an_audit_row(tmp_path):
     nothing = proc(db, "event", "update", eid)
     assert nothing.code == 2 and "nothing to change" in nothing.error["message"]
     assert proc(db, "event", "update", "999", "--name", "X").code == 3
-    assert proc(db, "event", "update", eid, "--starts-at", "2027-06-02 21:30").code == 2
+    assert proc(db, "event", "update", eid, "--starts-at", "2027-06-02 25:30").code == 2
     assert dump(db) == before
     assert proc(db, "event", "cancel", eid, "--reason", "storm").code == 0
     called_off = proc(db, "event", "update", eid, "--name", "Back on")
@@ -269,3 +269,34 @@ def test_shell_completion_can_be_installed_and_completes_commands():
     env["COMP_WORDS"] = "tickethub event cr"
     done = subprocess.run([tickethub_exe()], env=env, capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.split() == ["create"]
+
+
+def test_with_a_time_zone_a_local_time_is_read_in_it_and_a_wrong_offset_is_refused(tmp_path):
+    db = str(tmp_path / "local.db")
+    assert proc(db, "init").code == 0
+    ny = ("--timezone", "America/New_York")
+    made = proc(db, "event", "create", "--name", "Gala", "--starts-at", "2027-01-10T19:30", *ny)
+    assert made.code == 0, made.stderr
+    assert made.json["event"]["starts_at"] == "2027-01-11T00:30:00Z"  # 19:30 EST
+    eid = str(made.json["event"]["id"])
+    before = dump(db)
+    for starts, says in (
+        ("2027-01-10T19:30:00-04:00", "is at -05:00 then"),  # a summer offset in January
+        ("2027-03-14T02:30:00", "does not exist"),  # the hour the clocks skip
+        ("2027-11-07T01:30:00", "happens twice"),  # the hour the clocks repeat
+    ):
+        done = proc(db, "event", "create", "--name", "X", "--starts-at", starts, *ny)
+        assert done.code == 2 and says in done.error["message"], (starts, done.stderr)
+        assert proc(db, "event", "update", eid, "--starts-at", starts).code == 2
+    assert dump(db) == before
+    fold = proc(db, "event", "create", "--name", "Y", "--starts-at", "2027-11-07T01:30-05:00", *ny)
+    assert fold.json["event"]["starts_at"] == "2027-11-07T06:30:00Z"
+    utc = proc(db, "event", "create", "--name", "Z", "--starts-at", "2027-01-11T00:30:00Z", *ny)
+    assert utc.code == 0  # Z is an instant: always taken as it is
+    moved = proc(db, "event", "update", eid, "--starts-at", "2027-07-04T18:00")
+    assert moved.json["event"]["starts_at"] == "2027-07-04T22:00:00Z"  # EDT, the event's zone
+    both = proc(db, "event", "update", eid, "--starts-at", "2027-07-04T18:00",
+                "--timezone", "Europe/Berlin")  # fmt: skip
+    assert both.json["event"]["starts_at"] == "2027-07-04T16:00:00Z"  # the new zone's 18:00
+    bare = proc(db, "event", "create", "--name", "W", "--starts-at", "2027-01-10T19:30")
+    assert bare.code == 2 and "--timezone" in bare.error["hint"]

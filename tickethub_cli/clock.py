@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from . import settings
-from .errors import invalid
+from .errors import invalid, ref
 
 _offset_us: int | None = None
 _ISO_SHAPE = re.compile(  # [0-9], not \d: \d also matches other scripts' digits
@@ -86,6 +86,50 @@ def text_of_us(us: int) -> str:
     return f"{prefix}.{micro:06d}Z" if micro else f"{prefix}Z"
 
 
+def _zone(name: str) -> Any:
+    from zoneinfo import ZoneInfo  # only times with a zone need the zone database
+
+    return ZoneInfo(name)
+
+
+def _local_in(naive: datetime, zone: str, text: str) -> datetime:
+    """A wall-clock time in `zone`; refused where that wall-clock time does not exist (the
+    hour skipped in spring) or exists twice (the hour repeated in autumn)."""
+    tz = _zone(zone)
+    first, second = naive.replace(tzinfo=tz, fold=0), naive.replace(tzinfo=tz, fold=1)
+    if first.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != naive:
+        raise invalid(
+            f"{text[:60]!r} does not exist in {zone} (the clocks go forward)",
+            hint="give a time before or after the change",
+        )
+    if first.utcoffset() != second.utcoffset():
+        offsets = " or ".join(_offset_text(d) for d in (first, second))
+        raise invalid(
+            f"{text[:60]!r} happens twice in {zone} (the clocks go back)",
+            hint=f"add the offset you mean: {offsets}",
+        )
+    return first.astimezone(UTC)
+
+
+def _check_offset_in(dt: datetime, zone: str, text: str) -> None:
+    """An explicit offset must be the zone's own at that instant: a summer offset copied
+    into a winter date would move the event by an hour without a word."""
+    local = dt.astimezone(_zone(zone))
+    if local.utcoffset() != dt.utcoffset():
+        wall = dt.replace(tzinfo=None)
+        raise invalid(
+            f"{text[:60]!r} has offset {_offset_text(dt)}, but {zone} is at"
+            f" {_offset_text(local)} then: that is {local:%H:%M} there, not {wall:%H:%M}",
+            hint=f"write {wall:%Y-%m-%dT%H:%M:%S} (local time) or use offset {_offset_text(local)}",
+        )
+
+
+def _offset_text(dt: datetime) -> str:
+    minutes = int((dt.utcoffset() or timedelta(0)).total_seconds() // 60)
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
 def local_text(
     utc_text: str | None,
     zone: str | None = "UTC",
@@ -122,9 +166,18 @@ def now_text() -> str:
     return text_of_us(now_us())
 
 
-def parse(text: str) -> datetime:
-    """Parse ISO 8601 with an offset or Z; a time without one is refused, not guessed."""
+def parse(text: str, zone: str | None = None) -> datetime:
+    """Parse ISO 8601 with an offset or Z; a time without one is refused, not guessed.
+
+    With `zone` (an event's IANA zone), a time without an offset is that zone's local time
+    (refused where the clocks skip it, or pass it twice, at a change of summer time), and a
+    numeric offset must be the zone's own on that date: "19:30-04:00" for a January evening
+    in New York is refused rather than silently stored as 18:30. `Z` is always a plain
+    instant. The zone UTC (every event's default) reads like no zone: an offset is taken as
+    given, and a bare time is refused as ambiguous."""
     value = text.strip()
+    if zone == "UTC":
+        zone = None
     if not _ISO_SHAPE.match(value):
         raise invalid(
             f"not an ISO 8601 time: {text[:60]!r}",
@@ -135,11 +188,16 @@ def parse(text: str) -> datetime:
     except ValueError as exc:
         raise invalid(f"impossible time {text[:60]!r}: {exc}") from None
     offset = dt.utcoffset() if dt.tzinfo is not None else None
+    if offset is None and zone is not None:
+        return _local_in(dt, zone, text)
     if offset is None:
         raise invalid(
             f"time {text[:60]!r} has no UTC offset",
-            hint="add Z or an offset such as +02:00 so the time is not ambiguous",
+            hint=f"add Z or an offset such as +02:00, or give the event's {ref('timezone')} and"
+            " write the local time",
         )
+    if zone is not None and not value.upper().endswith("Z"):
+        _check_offset_in(dt, zone, text)
     if abs(offset) > MAX_UTC_OFFSET:
         raise invalid(f"time {text[:60]!r} has a UTC offset beyond ±14:00, which no place uses")
     try:

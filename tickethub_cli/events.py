@@ -61,9 +61,10 @@ def create_event(
 ) -> dict[str, Any]:
     name = v.name(name, "event name")
     venue = v.optional_text(venue, "venue")
-    starts = clock.fmt(clock.parse(starts_at))
+    zone = v.timezone(timezone) if timezone is not None else None
+    starts = clock.fmt(clock.parse(starts_at, zone))
+    zone = zone or "UTC"
     cur = money.parse_currency(currency)
-    zone = v.timezone(timezone) if timezone is not None else "UTC"
     with transaction(s.conn) as c:
         event_id = c.execute(
             "INSERT INTO events (name, venue, starts_at, currency, timezone, created_at)"
@@ -89,13 +90,11 @@ def update_event(
     changes: dict[str, Any] = {}
     if name is not None:
         changes["name"] = v.name(name, "event name")
-    if starts_at is not None:
-        changes["starts_at"] = clock.fmt(clock.parse(starts_at))
     if venue is not None:
         changes["venue"] = v.optional_text(venue, "venue") if venue.strip() else None
     if timezone is not None:
         changes["timezone"] = v.timezone(timezone)
-    if not changes:
+    if not changes and starts_at is None:
         raise TicketHubError(
             ErrorCode.INVALID_INPUT,
             "nothing to change",
@@ -108,6 +107,9 @@ def update_event(
                 ErrorCode.INVALID_STATE,
                 f"event {eid} is {row['status']}: a called-off event is not changed",
             )
+        if starts_at is not None:  # a local time is the event's (new or present) zone's
+            zone = changes.get("timezone", row["timezone"])
+            changes["starts_at"] = clock.fmt(clock.parse(starts_at, zone))
         before = {col: row[col] for col in changes}
         if before != changes:
             assignments = ", ".join(f"{col} = ?" for col in changes)
