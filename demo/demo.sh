@@ -119,9 +119,12 @@ run tickethub report --event 1
 
 bold "7. The organizer calls an event off: every paid order refunded once, every ticket void"
 run tickethub ticket-type update 3 --sales closed
-run tickethub event cancel 2 --reason "storm warning"
+bold "   First, who would get what back (nothing changes):"
+run tickethub event cancel 2 --reason "storm warning" --dry-run
+bold "   Then for real (a terminal asks first; --yes does not):"
+run tickethub event cancel 2 --reason "storm warning" --yes
 bold "   Run again (after a crash, say): nothing is refunded twice"
-run tickethub event cancel 2 --reason "storm warning"
+run tickethub event cancel 2 --reason "storm warning" --yes
 bold "   Its tickets no longer get in:"
 run tickethub validate "$FOREIGN" --event 2
 

@@ -300,3 +300,30 @@ def test_with_a_time_zone_a_local_time_is_read_in_it_and_a_wrong_offset_is_refus
     assert both.json["event"]["starts_at"] == "2027-07-04T16:00:00Z"  # the new zone's 18:00
     bare = proc(db, "event", "create", "--name", "W", "--starts-at", "2027-01-10T19:30")
     assert bare.code == 2 and "--timezone" in bare.error["hint"]
+
+
+def test_event_cancel_dry_run_shows_who_gets_what_and_changes_nothing(tmp_path):
+    db = str(tmp_path / "plan.db")
+    ids = seed(db)
+    eid = str(ids["event"])
+    card = proc(db, "sell", "-i", f"{ids['ga']}:2", "--pay", "card", "--card", "4242424242424242",
+                "--name", "Ann")  # fmt: skip
+    cash = proc(db, "sell", "-i", f"{ids['ga']}:1", "--pay", "cash", "--email", "bo@example.org")
+    hold = proc(db, "order", "create", "-i", f"{ids['ga']}:1")
+    assert card.code == cash.code == hold.code == 0
+    before = dump(db)
+    plan = proc(db, "event", "cancel", eid, "--reason", "storm", "--dry-run")
+    assert plan.code == 0 and plan.json["dry_run"] is True
+    assert (plan.json["card_minor"], plan.json["cash_minor"], plan.json["holds"]) == (
+        2 * card.json["order"]["total_minor"] // 2,
+        cash.json["order"]["total_minor"],
+        1,
+    )
+    buyers = [o["buyer"] for o in plan.json["orders"]]
+    assert buyers == ["Ann", "bo@example.org", None]
+    said = run("--db", db, "event", "cancel", eid, "--reason", "storm", "--dry-run").stdout
+    assert "would cancel 2 paid order(s) and release 1 hold(s)" in said and "(Ann)" in said
+    assert dump(db) == before  # a preview writes nothing, not even an audit row
+    done = proc(db, "event", "cancel", eid, "--reason", "storm", "--yes")
+    assert done.code == 0 and done.json["holds_released"] == 1
+    assert len(done.json["cancelled_orders"]) == 3

@@ -129,21 +129,37 @@ def event_show(
 
 @event_app.command(
     "cancel",
-    epilog="Example: `tickethub event cancel 1 --reason 'storm warning'` (run it again after"
-    " a crash: it goes on, and never refunds twice)",
+    epilog="Examples: `tickethub event cancel 1 --reason 'storm warning' --dry-run` (who gets"
+    " what back; nothing changes) · `tickethub event cancel 1 --reason 'storm warning' --yes`"
+    " (run it again after a crash: it goes on, and never refunds twice)",
 )
 def event_cancel(
     ctx: typer.Context,
     event_id: Annotated[str, typer.Argument(metavar="EVENT_ID")],
     reason: Annotated[str, typer.Option("--reason", help="Why: kept in the audit log.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show who would get what back; change nothing.")
+    ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask first (a terminal asks).")
+    ] = False,
 ) -> None:
     """Call an event off: every PAID order refunded once, every ticket void, every hold
-    released, and no more sales."""
+    released, and no more sales. On a terminal it shows what it will do and asks first."""
     import sys
 
-    from ..event_cancel import cancel_event
+    from ..event_cancel import cancel_event, preview
     from .common import is_json
 
+    if dry_run or (not yes and sys.stdin.isatty() and not is_json(ctx)):
+        plan = preview(session(ctx), event_id)
+        if dry_run:
+            output(ctx, plan, lambda: _show_plan(plan))
+            return
+        _show_plan(plan)
+        if not typer.confirm("Call it off now?", default=False):
+            render.line("nothing changed")
+            raise typer.Exit(1)
     bar = None
     if not is_json(ctx) and sys.stderr.isatty():
         from rich.progress import Progress
@@ -172,7 +188,8 @@ def event_cancel(
             return
         render.line(
             f"{render.named(event['name'], event['id'])}: {event['status']};"
-            f" {len(result['cancelled_orders'])} order(s) cancelled now",
+            f" {len(result['cancelled_orders'])} order(s) cancelled now"
+            f" (holds released: {result.get('holds_released', 0)})",
             wrap=True,
         )
         _refund_summary(result.get("refunds", []), event["currency"], event["id"])
@@ -187,6 +204,30 @@ def event_cancel(
 
 
 SHOWN_REFUNDS = 20  # per-order lines after an event cancel; the totals cover the rest
+
+
+def _show_plan(plan: dict[str, Any]) -> None:
+    """What `event cancel` would do: money back by method, then per order with its buyer."""
+    event, cur = plan["event"], plan["event"]["currency"]
+    paid = len(plan["orders"]) - plan["holds"]
+    render.line(
+        f"calling off {render.named(event['name'], event['id'])} would cancel {paid} paid"
+        f" order(s) and release {plan['holds']} hold(s):"
+        f" {render.amount(plan['card_minor'], cur)} back to cards,"
+        f" {render.amount(plan['cash_minor'], cur)} to hand back in cash",
+        style="bold",
+        wrap=True,
+    )
+    for o in plan["orders"][:SHOWN_REFUNDS]:
+        money = [
+            f"{render.amount(o[k], cur)} {how}"
+            for k, how in (("card_minor", "to card"), ("cash_minor", "cash"))
+            if o[k]
+        ]
+        what = ", ".join(money) if money else "hold released, nothing paid"
+        render.line(f"  order {o['order_id']} ({o['buyer'] or 'walk-in'}): {what}")
+    if len(plan["orders"]) > SHOWN_REFUNDS:
+        render.line(f"  … {len(plan['orders']) - SHOWN_REFUNDS} more")
 
 
 def _refund_summary(refunds: list[dict[str, Any]], currency: str, event_id: int) -> None:
