@@ -327,3 +327,22 @@ def test_event_cancel_dry_run_shows_who_gets_what_and_changes_nothing(tmp_path):
     done = proc(db, "event", "cancel", eid, "--reason", "storm", "--yes")
     assert done.code == 0 and done.json["holds_released"] == 1
     assert len(done.json["cancelled_orders"]) == 3
+
+
+def test_help_and_hints_a_new_user_asked_for(tmp_path):
+    """From a cold trial: test cards in --help, the callback payload, group help that says
+    what the group does, a declined sale saying what to do next, formats in any case."""
+    assert "4000000000000002" in run("purchase", "--help").stdout
+    assert "amount_minor" in run("payment", "callback", "--help").stdout
+    assert "call off" in run("event", "--help").stdout
+    assert "ledger" in run("payment", "--help").stdout
+    assert "admitted to" in run("checkin", "undo", "--help").stdout
+    db = str(tmp_path / "hint.db")
+    ids = seed(db)
+    declined = run("--db", db, "sell", "-i", f"{ids['ga']}:1", "--pay", "card", "--card",
+                   "4000000000000002", "-k", "desk-d")  # fmt: skip
+    assert declined.returncode == 6 and "a new key" in declined.stderr
+    sold = proc(db, "sell", "-i", f"{ids['ga']}:1", "--pay", "cash")
+    out = proc(db, "ticket", "export", "--order", str(sold.json["order"]["id"]),
+               "--dir", str(tmp_path / "print"), "--format", "SVG")  # fmt: skip
+    assert out.code == 0 and out.json["files"][0].endswith(".svg")

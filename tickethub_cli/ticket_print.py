@@ -143,14 +143,15 @@ def load(s: Session, order_id: int) -> list[Card]:
 
 def check_format(fmt: str, field: str = "format") -> str:
     """A printable format (png, svg, pdf); `field` names the input that gave it."""
-    if fmt not in FORMATS:
+    chosen = fmt.strip().lower() if isinstance(fmt, str) else fmt  # PDF, Png: as meant
+    if chosen not in FORMATS:
         raise invalid(f"{ref(field)} must be one of {', '.join(FORMATS)}", field=field)
-    return fmt
+    return chosen
 
 
 def export(cards: list[Card], directory: str, *, fmt: str = DEFAULT_FORMAT) -> list[str]:
     """One file per ticket, `ticket-ID.FMT`, written by the one private writer (qr.write)."""
-    check_format(fmt)
+    fmt = check_format(fmt)
     qr.ready_dir(directory)
     return [qr.write(draw(c, fmt), directory, fmt=fmt, ticket_id=c.ticket_id) for c in cards]
 

@@ -10,7 +10,7 @@ from .. import clock, events, render
 from .base import app
 from .common import output, session
 
-event_app = typer.Typer(help="Create and inspect events.", no_args_is_help=True)
+event_app = typer.Typer(help="Create, correct, call off and inspect events.", no_args_is_help=True)
 type_app = typer.Typer(help="Ticket types of an event: price, capacity.", no_args_is_help=True)
 app.add_typer(event_app, name="event")
 app.add_typer(type_app, name="ticket-type")
@@ -65,7 +65,11 @@ def event_create(
     currency: Annotated[str, typer.Option("--currency", help="ISO 4217 code.")] = "EUR",
     timezone: Annotated[
         str | None,
-        typer.Option("--timezone", help="IANA zone for local times, e.g. Europe/Berlin (UTC)."),
+        typer.Option(
+            "--timezone",
+            help="IANA zone for local times, e.g. Europe/Berlin (default UTC); --starts-at may"
+            " then be the local time.",
+        ),
     ] = None,
 ) -> None:
     """Create an event."""
@@ -288,12 +292,14 @@ def type_add(
 def type_update(
     ctx: typer.Context,
     type_id: Annotated[str, typer.Argument(metavar="TYPE_ID")],
-    name: Annotated[str | None, typer.Option("--name")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="New name.")] = None,
     price: Annotated[str | None, typer.Option("--price", help="New price (future sales).")] = None,
     capacity: Annotated[
         str | None, typer.Option("--capacity", help="Not below sold + held.")
     ] = None,
-    max_per_order: Annotated[str | None, typer.Option("--max-per-order")] = None,
+    max_per_order: Annotated[
+        str | None, typer.Option("--max-per-order", help="Most per order (1-1000).")
+    ] = None,
     sales: Annotated[
         str | None, typer.Option("--sales", help="open or closed (closed: no new sales).")
     ] = None,

@@ -385,7 +385,10 @@ def _line_groups(
 def checkin_undo(
     ctx: typer.Context,
     code: Annotated[str, typer.Argument(metavar="CODE")],
-    event: EventOpt,
+    event: Annotated[
+        str,
+        typer.Option("--event", "-e", metavar="EVENT_ID", help="The event it was admitted to."),
+    ],
     reason: Annotated[str | None, typer.Option("--reason", help="Why, for the audit log.")] = None,
 ) -> None:
     """Revert a mistaken admission (audited with operator and reason)."""
@@ -466,7 +469,7 @@ def ticket_export(
     from .. import orders, ticket_print
     from ..errors import invalid
 
-    ticket_print.check_format(fmt)
+    fmt = ticket_print.check_format(fmt)
     found = orders.get_order(session(ctx), order)
     cards = ticket_print.load(session(ctx), found["id"])
     if not cards:

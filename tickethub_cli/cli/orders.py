@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from ..orders import OrderResult
 
 order_app = typer.Typer(help="Reserve, pay, inspect and cancel orders.", no_args_is_help=True)
-payment_app = typer.Typer(help="Payment provider callbacks.", no_args_is_help=True)
+payment_app = typer.Typer(
+    help="Payment provider callbacks, and the provider's ledger.", no_args_is_help=True
+)
 app.add_typer(order_app, name="order")
 app.add_typer(payment_app, name="payment")
 
@@ -40,7 +42,10 @@ PayOpt = Annotated[str | None, typer.Option("--pay", help="card or cash (require
 CardOpt = Annotated[
     str | None,
     typer.Option(
-        "--card", help="Card number, with --pay card; '-' reads it from stdin (not in `ps`)."
+        "--card",
+        help="Card number, with --pay card; '-' reads it from stdin (not in `ps`). Test"
+        " cards: 4242424242424242 succeeds, 4000000000000002 is declined,"
+        " 4000000000000119 times out (outcome unknown).",
     ),
 ]
 HoldOpt = Annotated[
@@ -380,7 +385,10 @@ def payment_callback(
         ),
     ],
 ) -> None:
-    """Apply a signed provider callback (secret in TICKETHUB_WEBHOOK_SECRET). Idempotent."""
+    """Apply a signed provider callback (secret in TICKETHUB_WEBHOOK_SECRET). Idempotent.
+
+    The payload: `{"id": "cb_1", "order_id": 12, "status": "succeeded" | "failed",
+    "amount_minor": 5000}`; a repeated id changes nothing."""
     from .. import callbacks, settings
 
     settings.webhook_secret()  # missing or blank: refused before reading anything
