@@ -428,16 +428,16 @@ def event_rows(events: Iterable[dict[str, Any]]) -> list[list[Any]]:
     return [
         [
             e["id"],
-            e["name"]
-            if e.get("status", "on_sale") == "on_sale"
-            else f"[{e['status']}] {e['name']}",
+            e["name"],
             When(e["starts_at"], e["timezone"]),
             e["venue"] or "-",
             e["currency"],
             e["ticket_type_count"],
             e["capacity"],
             e["sold"],
-            e["available"],
+            # a called-off event says so where its free seats would be: a name cut to fit
+            # 80 columns still shows which event it is
+            e["available"] if e.get("status", "on_sale") == "on_sale" else e["status"],
         ]
         for e in events
     ]
