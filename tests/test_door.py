@@ -341,7 +341,7 @@ def test_help_and_hints_a_new_user_asked_for(tmp_path):
     ids = seed(db)
     declined = run("--db", db, "sell", "-i", f"{ids['ga']}:1", "--pay", "card", "--card",
                    "4000000000000002", "-k", "desk-d")  # fmt: skip
-    assert declined.returncode == 6 and "a new key" in declined.stderr
+    assert declined.returncode == 6 and "a new --idempotency-key (desk-d" in declined.stderr
     sold = proc(db, "sell", "-i", f"{ids['ga']}:1", "--pay", "cash")
     out = proc(db, "ticket", "export", "--order", str(sold.json["order"]["id"]),
                "--dir", str(tmp_path / "print"), "--format", "SVG")  # fmt: skip

@@ -74,11 +74,10 @@ def hint(err: TicketHubError) -> str | None:
             f" {oid}` (it asks the provider first)"
         )
     if err.code == ErrorCode.PAYMENT_DECLINED and key is not None and not err.hint_template:
-        return (
-            f"nothing was charged and the seats went back; for another card or cash, sell"
-            f" again without --idempotency-key {key} (a new key: that one stays this"
-            f" declined order)"
-        )
+        again = "sell again with another card or cash"
+        if not str(key).startswith("auto-"):  # a key the seller chose: it stays this order
+            again += f" and a new --idempotency-key ({key} stays this declined order)"
+        return f"nothing was charged and the seats went back; {again}"
     if own is not None and err.hint_template:  # the domain says a hint helps here
         return own.format(order_id=oid)
     return err.hint_text(flag)
