@@ -269,3 +269,28 @@ def test_shell_completion_can_be_installed_and_completes_commands():
     env["COMP_WORDS"] = "tickethub event cr"
     done = subprocess.run([tickethub_exe()], env=env, capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.split() == ["create"]
+
+
+def test_a_called_off_event_gets_no_new_or_changed_ticket_types(tmp_path):
+    """`event update` refuses a called-off event; so do `ticket-type add` and `update`: a
+    type re-opened (`--sales open`), repriced or added after the refunds would show a
+    called-off event as on sale at the desk. Refused with nothing written."""
+    db = str(tmp_path / "off.db")
+    ids = seed(db)
+    assert proc(db, "sell", "-i", f"{ids['ga']}:1", "--pay", "cash").code == 0
+    assert proc(db, "event", "cancel", str(ids["event"]), "--reason", "storm").code == 0
+    before = dump(db)
+    attempts = [
+        ["ticket-type", "add", str(ids["event"]), "--name", "Late", "--price", "5",
+         "--capacity", "10"],
+        ["ticket-type", "update", str(ids["ga"]), "--sales", "open"],
+        ["ticket-type", "update", str(ids["vip"]), "--price", "1"],
+        ["ticket-type", "update", str(ids["vip"]), "--capacity", "50"],
+    ]  # fmt: skip
+    for args in attempts:
+        done = proc(db, *args)
+        assert done.code == 4 and done.error["code"] == "INVALID_STATE", (args, done.stderr)
+        assert "called-off" in done.error["message"]
+    assert dump(db) == before
+    other = proc(db, "ticket-type", "update", str(ids["other"]), "--price", "11")
+    assert other.code == 0, other.stderr  # another event's types are not affected
