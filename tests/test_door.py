@@ -294,3 +294,29 @@ def test_a_called_off_event_gets_no_new_or_changed_ticket_types(tmp_path):
     assert dump(db) == before
     other = proc(db, "ticket-type", "update", str(ids["other"]), "--price", "11")
     assert other.code == 0, other.stderr  # another event's types are not affected
+
+
+def test_a_held_order_of_an_event_being_called_off_cannot_be_paid(tmp_path):
+    """`event cancel` crashed after its first refund: the event is `cancelling` and a held
+    order is still PENDING. Paying it would charge a card for an event called off (and
+    issue tickets); it is refused before the provider is asked, and the re-run cancels it."""
+    db = str(tmp_path / "calling-off.db")
+    ids = seed(db)
+    card = ["--pay", "card", "--card", "4242424242424242"]
+    assert proc(db, "purchase", "-i", f"{ids['ga']}:1", *card).code == 0
+    held = proc(db, "order", "create", "-i", f"{ids['ga']}:1").json["order"]["id"]
+    event = str(ids["event"])
+    crashed = proc(db, "event", "cancel", event, "--reason", "storm",
+                   env={"TICKETHUB_FAULT": "after_refund"})  # fmt: skip
+    assert crashed.code == 137
+    before = dump(db)
+    for pay in (card, ["--pay", "cash"]):
+        paid = proc(db, "order", "pay", str(held), *pay)
+        assert paid.code == 4 and paid.error["code"] == "INVALID_STATE", paid.stderr
+        assert "called off" in paid.error["message"]
+    assert dump(db) == before
+    charges = proc(db, "payment", "ledger").json["charges"]
+    assert [c["order_id"] for c in charges] == [1]  # the held order was never charged
+    assert proc(db, "event", "cancel", event, "--reason", "storm").code == 0
+    assert proc(db, "order", "show", str(held)).json["order"]["status"] == "CANCELLED"
+    healthy(db)
