@@ -256,11 +256,16 @@ def _lines(text: str, font: str, size: float, width: float) -> list[str]:
 
 
 def _fit(text: str, font: str, size: float, width: float, suffix: str = "") -> int:
-    """How many leading characters of `text` (plus `suffix`) fit in `width` mm (at least 1)."""
-    n = len(text)
-    while n > 1 and _width(text[:n] + suffix, font, size) > width:
-        n -= 1
-    return n
+    """How many leading characters of `text` (plus `suffix`) fit in `width` mm (at least 1).
+    A binary search: a 200-character word measured one length at a time cost 0.1 s a card."""
+    low, high = 1, len(text)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if _width(text[:mid] + suffix, font, size) <= width:
+            low = mid
+        else:
+            high = mid - 1
+    return low
 
 
 def _ellipsis(text: str, font: str, size: float, width: float) -> str:
