@@ -346,3 +346,54 @@ def test_help_and_hints_a_new_user_asked_for(tmp_path):
     out = proc(db, "ticket", "export", "--order", str(sold.json["order"]["id"]),
                "--dir", str(tmp_path / "print"), "--format", "SVG")  # fmt: skip
     assert out.code == 0 and out.json["files"][0].endswith(".svg")
+
+
+def test_a_called_off_event_gets_no_new_or_changed_ticket_types(tmp_path):
+    """`event update` refuses a called-off event; so do `ticket-type add` and `update`: a
+    type re-opened (`--sales open`), repriced or added after the refunds would show a
+    called-off event as on sale at the desk. Refused with nothing written."""
+    db = str(tmp_path / "off.db")
+    ids = seed(db)
+    assert proc(db, "sell", "-i", f"{ids['ga']}:1", "--pay", "cash").code == 0
+    assert proc(db, "event", "cancel", str(ids["event"]), "--reason", "storm").code == 0
+    before = dump(db)
+    attempts = [
+        ["ticket-type", "add", str(ids["event"]), "--name", "Late", "--price", "5",
+         "--capacity", "10"],
+        ["ticket-type", "update", str(ids["ga"]), "--sales", "open"],
+        ["ticket-type", "update", str(ids["vip"]), "--price", "1"],
+        ["ticket-type", "update", str(ids["vip"]), "--capacity", "50"],
+    ]  # fmt: skip
+    for args in attempts:
+        done = proc(db, *args)
+        assert done.code == 4 and done.error["code"] == "INVALID_STATE", (args, done.stderr)
+        assert "called-off" in done.error["message"]
+    assert dump(db) == before
+    other = proc(db, "ticket-type", "update", str(ids["other"]), "--price", "11")
+    assert other.code == 0, other.stderr  # another event's types are not affected
+
+
+def test_a_held_order_of_an_event_being_called_off_cannot_be_paid(tmp_path):
+    """`event cancel` crashed after its first refund: the event is `cancelling` and a held
+    order is still PENDING. Paying it would charge a card for an event called off (and
+    issue tickets); it is refused before the provider is asked, and the re-run cancels it."""
+    db = str(tmp_path / "calling-off.db")
+    ids = seed(db)
+    card = ["--pay", "card", "--card", "4242424242424242"]
+    assert proc(db, "purchase", "-i", f"{ids['ga']}:1", *card).code == 0
+    held = proc(db, "order", "create", "-i", f"{ids['ga']}:1").json["order"]["id"]
+    event = str(ids["event"])
+    crashed = proc(db, "event", "cancel", event, "--reason", "storm",
+                   env={"TICKETHUB_FAULT": "after_refund"})  # fmt: skip
+    assert crashed.code == 137
+    before = dump(db)
+    for pay in (card, ["--pay", "cash"]):
+        paid = proc(db, "order", "pay", str(held), *pay)
+        assert paid.code == 4 and paid.error["code"] == "INVALID_STATE", paid.stderr
+        assert "called off" in paid.error["message"]
+    assert dump(db) == before
+    charges = proc(db, "payment", "ledger").json["charges"]
+    assert [c["order_id"] for c in charges] == [1]  # the held order was never charged
+    assert proc(db, "event", "cancel", event, "--reason", "storm").code == 0
+    assert proc(db, "order", "show", str(held)).json["order"]["status"] == "CANCELLED"
+    healthy(db)

@@ -252,3 +252,55 @@ def test_local_time_and_the_card_text():
     assert (card.price, card.holder, card.venue) == ("4500 JPY", "—", "")
     assert card.readable_code == "K7QF-3M2A-98XC-TP4D-ZN6W-R2BE"
     assert ticket_print.drawable("Zoë ǅ 東京 🎫", "regular") == "Zoë ǅ ?? ?"
+
+
+def _svg_texts(path: str) -> list[str]:
+    return [el.text or "" for el in ET.parse(path).iter(f"{SVG}text")]
+
+
+def _new_shop(root: Path, *, starts_at: str, zone: str, type_name: str) -> tuple[str, int]:
+    """A fresh database with one event and one type at 45.00 EUR (real processes)."""
+    db = str(root / "box.db")
+    assert proc(db, "init").code == 0
+    event = proc(db, "event", "create", "--name", "Gig", "--starts-at", starts_at,
+                 "--timezone", zone)  # fmt: skip
+    assert event.code == 0, event.stderr
+    kind = proc(db, "ticket-type", "add", str(event.json["event"]["id"]), "--name", type_name,
+                "--price", "45", "--capacity", "10")  # fmt: skip
+    assert kind.code == 0, kind.stderr
+    return db, kind.json["ticket_type"]["id"]
+
+
+def test_a_long_holder_or_type_name_never_loses_the_holder_or_the_price(tmp_path):
+    """A holder written as one long word (an email address, the holder when no name is
+    given) is printed as far as it fits, not cut down to "Holder:…"; a type name too long
+    for its two lines is cut, never the price after it."""
+    email = "maximilian.mustermann-schmidt@example-university.edu"
+    long_type = " ".join(["Weekend pass with camping, parking and the after-show party"] * 3)
+    db, type_id = _new_shop(tmp_path, starts_at="2027-06-01T18:00:00Z", zone="Europe/Berlin",
+                            type_name=long_type)  # fmt: skip
+    sold = proc(db, "sell", "-i", f"{type_id}:1", "--pay", "cash", "--email", email,
+                "--print-dir", str(tmp_path / "out"), "--print-format", "svg")  # fmt: skip
+    assert sold.code == 0, sold.stderr
+    texts = _svg_texts(sold.json["order"]["printed"][0])
+    holder = next(t for t in texts if t.startswith("Holder:"))
+    assert holder.startswith("Holder: maximilian.mustermann"), texts
+    assert any(t.endswith("· 45.00 EUR") for t in texts), texts
+    assert any(t.startswith("Weekend pass with camping") for t in texts), texts
+
+
+def test_an_event_at_the_edge_of_the_calendar_still_prints(tmp_path):
+    """An event whose local time falls outside the calendar (year 9999 at UTC+14) is
+    printed in UTC, saying so: the sale prints and `ticket export` does not fail with an
+    internal error."""
+    db, type_id = _new_shop(tmp_path, starts_at="9999-12-31T23:00:00Z",
+                            zone="Pacific/Kiritimati", type_name="GA")  # fmt: skip
+    sold = proc(db, "sell", "-i", f"{type_id}:1", "--pay", "cash",
+                "--print-dir", str(tmp_path / "sold"), "--print-format", "svg")  # fmt: skip
+    assert sold.code == 0, sold.stderr
+    assert "print_error" not in sold.json["order"], sold.json["order"].get("print_error")
+    assert "Fri 31 Dec 9999, 23:00 UTC" in _svg_texts(sold.json["order"]["printed"][0])
+    out = proc(db, "ticket", "export", "--order", str(sold.json["order"]["id"]), "--dir",
+               str(tmp_path / "again"), "--format", "pdf")  # fmt: skip
+    assert out.code == 0, out.stderr
+    assert "Fri 31 Dec 9999, 23:00 UTC" in _pdf_text(out.json["files"][0])

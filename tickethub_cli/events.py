@@ -184,7 +184,9 @@ def add_ticket_type(
         v.MAX_QUANTITY,
     )
     with transaction(s.conn) as c:
-        currency = event_row(c, eid)["currency"]
+        event = event_row(c, eid)
+        _refuse_called_off(eid, event["status"])
+        currency = event["currency"]
         price_minor = money.parse_amount(price, currency)
         _refuse_twin_name(c, eid, name)
         now = clock.now_text()
@@ -202,6 +204,16 @@ def add_ticket_type(
             data={"event_id": eid, "name": name, "price_minor": price_minor, "capacity": cap},
         )
     return get_ticket_type(s, type_id)
+
+
+def _refuse_called_off(event_id: int, status: str) -> None:
+    """A called-off event's inventory stays as it was: a type added, re-opened or repriced
+    after the refunds would show the event as on sale at the desk."""
+    if status != "on_sale":
+        raise TicketHubError(
+            ErrorCode.INVALID_STATE,
+            f"event {event_id} is {status}: a called-off event's ticket types are not changed",
+        )
 
 
 def _refuse_twin_name(
@@ -271,12 +283,13 @@ def update_ticket_type(
         )
     with transaction(s.conn) as c:
         row = c.execute(
-            "SELECT t.*, e.currency FROM ticket_types t JOIN events e ON e.id = t.event_id"
-            " WHERE t.id = ?",
+            "SELECT t.*, e.currency, e.status AS event_status FROM ticket_types t"
+            " JOIN events e ON e.id = t.event_id WHERE t.id = ?",
             (tid,),
         ).fetchone()
         if row is None:
             raise not_found("ticket type", tid)
+        _refuse_called_off(row["event_id"], row["event_status"])
         if price is not None:
             changes["price_minor"] = money.parse_amount(price, row["currency"])
         if "name" in changes:

@@ -749,6 +749,12 @@ def _pay(s: Session, oid: int, pay: str, card_digits: str | None, lease: Lease) 
             raise invalid_state(
                 f"order {oid} is {row['status']}; only a PENDING order can be paid", order_id=oid
             )
+        event = c.execute("SELECT status FROM events WHERE id = ?", (row["event_id"],)).fetchone()
+        if event["status"] != "on_sale":  # being called off: its re-run cancels this order
+            raise invalid_state(
+                f"event {row['event_id']} is called off; order {oid} cannot be paid",
+                order_id=oid,
+            )
         if hold_expired(c, row):  # whatever was open before is settled by now
             raise invalid_state(f"the hold of order {oid} has expired", order_id=oid)
         if payments.open_for(c, oid) is not None:  # another payer got here first

@@ -193,6 +193,7 @@ def _finish(as_json: bool, summary: batch.Summary, source: batch.Source, warned:
 
 
 ROW_COLUMNS = ("row", "key", "result", "buyer", "detail")
+TABLE_CHUNK = 1000  # rows drawn as one table: Rich holds a whole table's cells while drawing
 
 
 def _cells(r: batch.Shown) -> list[Any]:
@@ -241,29 +242,38 @@ def _rows_table(summary: batch.Summary, listed: list[batch.Shown]) -> None:
         elif "key" in widths:
             widths["key"] = max(room, 3)
     hidden = summary.not_listed
-    table = Table(
-        title=render.text("Failed rows" if summary.show == "failed" else "Rows (failures first)"),
-        caption=render.text(f"{hidden:,} more not shown — use --show all") if hidden else None,
-        title_justify="left",
-        caption_justify="left",
-        header_style="bold",
-    )
     shown = [i for i, name in enumerate(ROW_COLUMNS) if name in widths or name == "detail"]
-    for i in shown:
-        name = ROW_COLUMNS[i]
-        if name == "detail":
-            table.add_column(render.text(name), overflow="fold")
-        else:
-            table.add_column(
-                render.text(name),
-                justify="right" if name == "row" else "left",
-                no_wrap=True,
-                overflow="ellipsis",
-                width=widths[name],
-            )
-    for row in cells:
-        table.add_row(*(render.text(row[i]) for i in shown))
-    render.console().print(table)
+    if len(cells) > TABLE_CHUNK:  # every chunk's detail as wide, so the chunks line up
+        edges = 3 * len(shown) + 1
+        widths["detail"] = max(detail_min, render.console().width - edges - sum(widths.values()))
+    for start in range(0, len(cells), TABLE_CHUNK):
+        first, last = start == 0, start + TABLE_CHUNK >= len(cells)
+        title = "Failed rows" if summary.show == "failed" else "Rows (failures first)"
+        table = Table(
+            title=render.text(title) if first else None,
+            caption=render.text(f"{hidden:,} more not shown — use --show all")
+            if hidden and last
+            else None,
+            title_justify="left",
+            caption_justify="left",
+            header_style="bold",
+            show_header=first,
+        )
+        for i in shown:
+            name = ROW_COLUMNS[i]
+            if name == "detail":
+                table.add_column(render.text(name), overflow="fold", width=widths.get(name))
+            else:
+                table.add_column(
+                    render.text(name),
+                    justify="right" if name == "row" else "left",
+                    no_wrap=True,
+                    overflow="ellipsis",
+                    width=widths[name],
+                )
+        for row in cells[start : start + TABLE_CHUNK]:
+            table.add_row(*(render.text(row[i]) for i in shown))
+        render.console().print(table)  # drawn and let go: memory stays bounded by a chunk
 
 
 def summary_line(summary: batch.Summary) -> str:
