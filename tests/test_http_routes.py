@@ -171,6 +171,39 @@ def test_revoked_token_refused_on_next_request(api):
     assert dump(api.db) == before
 
 
+def test_only_gate_tokens_are_bound_to_an_event(api):
+    """A box-office, admin or viewer token bound to one event was honoured on some routes
+    only (GET /events/{id}, report) and could still sell, pay, cancel and look up orders and
+    tickets of every other event: `--event` binds gate tokens, the only role it is checked
+    for on every route, and is refused for the others (nothing written)."""
+    before = dump(api.db)
+    for role in ("box-office", "admin", "viewer"):
+        out = cli(api.db, "token", "create", "--role", role, "--event", str(api.ids["event"]))
+        assert out.code == 2 and out.error["code"] == "INVALID_INPUT", (role, out.stderr)
+        assert "--event" in out.error["message"]
+    assert dump(api.db) == before
+    made = cli(api.db, "token", "create", "--role", "gate", "--event", str(api.ids["event"]))
+    assert made.code == 0 and made.json["token"]["event_id"] == api.ids["event"]
+
+
+def test_fast_path_refuses_what_the_routes_refuse(api):
+    """The fast path's cache of known secrets skipped the scheme check: once a gate's
+    secret had been seen, `Authorization: Basic <secret>` (or any word) was accepted on
+    POST /tickets/validate, which every other route answers 401."""
+    scan = {"code": "AAAA", "event_id": api.ids["event"]}
+    assert api.call("POST", "/tickets/validate", "gate", scan).status_code == 200  # now cached
+    before = dump(api.db)
+    for scheme in ("Basic", "Token", "X"):
+        header = {"Authorization": f"{scheme} {api.secrets['gate']}"}
+        for kind in ("application/json", "text/plain"):  # fast path, then FastAPI's route
+            out = api.call(
+                "POST", "/tickets/validate", None, scan, headers={**header, "content-type": kind}
+            )
+            assert out.status_code == 401, (scheme, kind, out.text)
+            assert out.json()["error"]["code"] == "UNAUTHORIZED"
+    assert dump(api.db) == before
+
+
 def test_roles_reach_their_routes(api):
     assert api.call("GET", "/events", "viewer").status_code == 200
     assert api.call("GET", f"/events/{api.ids['event']}/report", "viewer").status_code == 200
