@@ -565,6 +565,24 @@ def test_webhook_refusals_are_400_and_recorded(api):
     assert out.status_code == 400 and out.json()["error"]["code"] == "AMOUNT_MISMATCH"
 
 
+def test_webhook_needs_the_timestamped_form(api):
+    """The bare HMAC of the body (the CLI's older --signature form) carries no time, so over
+    HTTP it let a captured callback be replayed for ever past the 300 s tolerance. The HTTP
+    route takes `t=<unix>,v1=<hex>` only; the bare form is a recorded SIGNATURE_INVALID."""
+    order = _pending(api)
+    body = {"id": "cb-bare", "order_id": order["id"], "status": "succeeded", "amount_minor": 2000}
+    payload = json.dumps(body).encode()
+    bare = callbacks.sign(payload, SECRET)
+    out = api.client.post(
+        "/payments/webhook", content=payload, headers={"TicketHub-Signature": bare}
+    )
+    assert out.status_code == 400 and out.json()["error"]["code"] == "SIGNATURE_INVALID"
+    refused = "SELECT count(*) FROM callbacks WHERE outcome = 'signature_invalid'"
+    assert count(api.db, refused) == 1
+    shown = api.call("GET", f"/orders/{order['id']}", "box-office").json()["order"]
+    assert shown["status"] == "PENDING"
+
+
 def test_cli_callback_accepts_the_header_value(tmp_path):
     db = str(tmp_path / "b.db")
     ids = seed(db)
