@@ -606,6 +606,55 @@ def test_cli_callback_accepts_the_header_value(tmp_path):
     assert out.json["order"]["status"] == "PAID"
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b'{"code":"X","result":"\\u001b]0;pwned\\u0007ADMITTED","ticket_id":1,"event_id":1}',
+        b"[1, 2]",
+        b'{"code":"X","result":"ALREADY_USED","ticket_id":1,"first_used_at":5,"gate":null}',
+        b"<html>proxy error</html>",
+    ],
+)
+def test_remote_gate_survives_a_hostile_server(tmp_path, answer):
+    """`--server` trusted the answer's shape: an unknown result (or a JSON array) ended
+    `validate` and `gate` in exit 1 (KeyError / AttributeError, "report it"). A server
+    that does not answer like TicketHub is now one DB_ERROR line (exit 7), escaped."""
+    import http.server
+    import threading
+
+    class Hostile(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    db = str(tmp_path / "none.db")
+    try:
+        remote = ("--server", url, "--token", "th_x")
+        for args, stdin in (
+            (("validate", "AAAA", "--event", "1"), None),
+            (("gate", "-e", "1"), "A\n"),
+        ):
+            out = cli(db, *remote, *args, input=stdin)
+            assert out.code == 7, (args, out.code, out.stdout, out.stderr)
+            assert out.error["code"] == "DB_ERROR"
+            assert "\x1b" not in out.stdout + out.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 # ------------------------------------------------------------------------ rate limit
 
 
