@@ -171,6 +171,58 @@ def test_revoked_token_refused_on_next_request(api):
     assert dump(api.db) == before
 
 
+def test_only_gate_tokens_are_bound_to_an_event(api):
+    """A box-office, admin or viewer token bound to one event was honoured on some routes
+    only (GET /events/{id}, report) and could still sell, pay, cancel and look up orders and
+    tickets of every other event: `--event` binds gate tokens, the only role it is checked
+    for on every route, and is refused for the others (nothing written)."""
+    before = dump(api.db)
+    for role in ("box-office", "admin", "viewer"):
+        out = cli(api.db, "token", "create", "--role", role, "--event", str(api.ids["event"]))
+        assert out.code == 2 and out.error["code"] == "INVALID_INPUT", (role, out.stderr)
+        assert "--event" in out.error["message"]
+    assert dump(api.db) == before
+    made = cli(api.db, "token", "create", "--role", "gate", "--event", str(api.ids["event"]))
+    assert made.code == 0 and made.json["token"]["event_id"] == api.ids["event"]
+
+
+def test_fast_path_refuses_what_the_routes_refuse(api):
+    """The fast path's cache of known secrets skipped the scheme check: once a gate's
+    secret had been seen, `Authorization: Basic <secret>` (or any word) was accepted on
+    POST /tickets/validate, which every other route answers 401."""
+    scan = {"code": "AAAA", "event_id": api.ids["event"]}
+    assert api.call("POST", "/tickets/validate", "gate", scan).status_code == 200  # now cached
+    before = dump(api.db)
+    for scheme in ("Basic", "Token", "X"):
+        header = {"Authorization": f"{scheme} {api.secrets['gate']}"}
+        for kind in ("application/json", "text/plain"):  # fast path, then FastAPI's route
+            out = api.call(
+                "POST", "/tickets/validate", None, scan, headers={**header, "content-type": kind}
+            )
+            assert out.status_code == 401, (scheme, kind, out.text)
+            assert out.json()["error"]["code"] == "UNAUTHORIZED"
+    assert dump(api.db) == before
+
+
+def test_no_token_is_401_even_with_a_broken_body(api):
+    """FastAPI parses a JSON body before it runs the token dependency: a request without a
+    valid token but with a broken body got 400 on every route but the two of the fast path
+    (401 there). Missing or unknown token → 401 on every route, whatever the body."""
+    before = dump(api.db)
+    broken = (b"{not json", b'{"name":"\xff"}', b"[" * 5000 + b"]" * 5000)
+    for path in ("/events", "/orders", "/orders/1/pay", "/checkins/undo", "/tickets/validate"):
+        for body in broken:
+            for auth in (None, "Bearer th_nope", "Basic eDp5"):
+                headers = {"Authorization": auth} if auth else {}
+                out = api.call("POST", path, None, body, headers=headers)
+                assert out.status_code == 401, (path, body[:12], auth, out.text)
+                assert out.json()["error"]["code"] == "UNAUTHORIZED"
+    for body in broken:  # with a token: 400 INVALID_INPUT, as fast.py answers
+        out = api.call("POST", "/events", "admin", body)
+        assert out.status_code == 400 and out.json()["error"]["code"] == "INVALID_INPUT", body
+    assert dump(api.db) == before
+
+
 def test_roles_reach_their_routes(api):
     assert api.call("GET", "/events", "viewer").status_code == 200
     assert api.call("GET", f"/events/{api.ids['event']}/report", "viewer").status_code == 200
@@ -532,6 +584,24 @@ def test_webhook_refusals_are_400_and_recorded(api):
     assert out.status_code == 400 and out.json()["error"]["code"] == "AMOUNT_MISMATCH"
 
 
+def test_webhook_needs_the_timestamped_form(api):
+    """The bare HMAC of the body (the CLI's older --signature form) carries no time, so over
+    HTTP it let a captured callback be replayed for ever past the 300 s tolerance. The HTTP
+    route takes `t=<unix>,v1=<hex>` only; the bare form is a recorded SIGNATURE_INVALID."""
+    order = _pending(api)
+    body = {"id": "cb-bare", "order_id": order["id"], "status": "succeeded", "amount_minor": 2000}
+    payload = json.dumps(body).encode()
+    bare = callbacks.sign(payload, SECRET)
+    out = api.client.post(
+        "/payments/webhook", content=payload, headers={"TicketHub-Signature": bare}
+    )
+    assert out.status_code == 400 and out.json()["error"]["code"] == "SIGNATURE_INVALID"
+    refused = "SELECT count(*) FROM callbacks WHERE outcome = 'signature_invalid'"
+    assert count(api.db, refused) == 1
+    shown = api.call("GET", f"/orders/{order['id']}", "box-office").json()["order"]
+    assert shown["status"] == "PENDING"
+
+
 def test_cli_callback_accepts_the_header_value(tmp_path):
     db = str(tmp_path / "b.db")
     ids = seed(db)
@@ -553,6 +623,55 @@ def test_cli_callback_accepts_the_header_value(tmp_path):
     out = cli(db, "payment", "callback", "--payload", str(path), "--signature", header, env=env)
     assert out.code == 0, out.stderr
     assert out.json["order"]["status"] == "PAID"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b'{"code":"X","result":"\\u001b]0;pwned\\u0007ADMITTED","ticket_id":1,"event_id":1}',
+        b"[1, 2]",
+        b'{"code":"X","result":"ALREADY_USED","ticket_id":1,"first_used_at":5,"gate":null}',
+        b"<html>proxy error</html>",
+    ],
+)
+def test_remote_gate_survives_a_hostile_server(tmp_path, answer):
+    """`--server` trusted the answer's shape: an unknown result (or a JSON array) ended
+    `validate` and `gate` in exit 1 (KeyError / AttributeError, "report it"). A server
+    that does not answer like TicketHub is now one DB_ERROR line (exit 7), escaped."""
+    import http.server
+    import threading
+
+    class Hostile(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    db = str(tmp_path / "none.db")
+    try:
+        remote = ("--server", url, "--token", "th_x")
+        for args, stdin in (
+            (("validate", "AAAA", "--event", "1"), None),
+            (("gate", "-e", "1"), "A\n"),
+        ):
+            out = cli(db, *remote, *args, input=stdin)
+            assert out.code == 7, (args, out.code, out.stdout, out.stderr)
+            assert out.error["code"] == "DB_ERROR"
+            assert "\x1b" not in out.stdout + out.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # ------------------------------------------------------------------------ rate limit

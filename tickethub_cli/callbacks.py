@@ -32,13 +32,17 @@ def signature_header(payload: bytes, secret: str, at: int) -> str:
     return f"t={at},v1={sign(str(at).encode() + b'.' + payload, secret)}"
 
 
-def signature_matches(payload: bytes, signature: str, secret: str, now_s: float) -> bool:
+def signature_matches(
+    payload: bytes, signature: str, secret: str, now_s: float, *, timestamped: bool = False
+) -> bool:
     """Either form a provider may use: the header value `t=<unix>,v1=<hex>[,v1=<hex>…]`
     (HMAC-SHA256 of "<t>.<raw body>", t within TOLERANCE_S of now, one v1 must match), or
-    the bare hex HMAC of the body alone (the older form). Every comparison in constant time."""
+    the bare hex HMAC of the body alone (the older form, refused when `timestamped`: it
+    has no time, so a captured one could be replayed for ever). Every comparison in
+    constant time."""
     text = signature.strip()
     if "=" not in text:
-        return _same(sign(payload, secret), text.lower())
+        return not timestamped and _same(sign(payload, secret), text.lower())
     stamp, candidates = None, []
     for part in text.split(","):
         name, _, value = part.strip().partition("=")
@@ -107,10 +111,14 @@ def _seen(s: Session, callback_id: str) -> bool:
     )
 
 
-def handle(s: Session, payload: bytes, signature: str) -> dict[str, Any]:
-    """Apply one provider callback; returns the order as it stands afterwards."""
+def handle(
+    s: Session, payload: bytes, signature: str, *, timestamped: bool = False
+) -> dict[str, Any]:
+    """Apply one provider callback; returns the order as it stands afterwards.
+    `timestamped`: only the `t=…,v1=…` form is accepted (the HTTP webhook)."""
     secret = s.settings.require_webhook_secret()
-    if not signature_matches(payload, signature, secret, clock.now_us() / 1_000_000):
+    now_s = clock.now_us() / 1_000_000
+    if not signature_matches(payload, signature, secret, now_s, timestamped=timestamped):
         with transaction(s.conn):
             _log(s, payload, "signature_invalid")
         raise TicketHubError(ErrorCode.SIGNATURE_INVALID, "callback signature does not match")

@@ -17,7 +17,7 @@ from typing import Any
 from . import audit, clock
 from . import validation as v
 from .db import transaction
-from .errors import invalid, not_found
+from .errors import invalid, not_found, ref
 from .session import Session
 
 ROLES = ("admin", "box-office", "gate", "viewer")
@@ -47,6 +47,13 @@ def create_token(
     role = str(role).strip().lower()
     if role not in ROLES:
         raise invalid(f"role must be one of {', '.join(ROLES)}")
+    if event_id is not None and role != "gate":
+        # only the gate routes check a token's event: a bound box-office or admin token
+        # would still act on every other event's orders and tickets
+        raise invalid(
+            f"{ref('event')} binds gate tokens only (role {role} acts on every event)",
+            field="event",
+        )
     label = v.optional_text(name, "token name")
     secret = PREFIX + secrets.token_urlsafe(32)
     with transaction(s.conn) as c:

@@ -20,7 +20,12 @@ from ..errors import ErrorCode, TicketHubError
 from .deps import Backend, error_response, validation_error
 from .edge import Edge
 
-_HTTP_CODES = {404: ErrorCode.NOT_FOUND, 401: ErrorCode.UNAUTHORIZED, 403: ErrorCode.FORBIDDEN}
+_HTTP_CODES = {
+    400: ErrorCode.INVALID_INPUT,  # FastAPI's "error parsing the body" (not UTF-8, too deep)
+    404: ErrorCode.NOT_FOUND,
+    401: ErrorCode.UNAUTHORIZED,
+    403: ErrorCode.FORBIDDEN,
+}
 
 
 def create_app(db_path: str, *, access_log: TextIO | None = sys.stderr) -> Any:
@@ -48,12 +53,31 @@ def create_app(db_path: str, *, access_log: TextIO | None = sys.stderr) -> Any:
     async def _domain(request: Request, exc: TicketHubError) -> Response:
         return error_response(exc)
 
+    def _token_first(request: Request) -> Response | None:
+        """FastAPI reads a JSON body before it runs the token dependency: a body it cannot
+        parse would answer 400 to a caller without a valid token. Every route whose body
+        FastAPI parses needs a token, so that caller gets the 401 (as on fast.py's routes)."""
+        try:
+            backend.token_for(request.headers.get("authorization"))
+        except TicketHubError as err:
+            return error_response(err)
+        return None
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        return error_response(validation_error(exc.errors()))
+        errors = exc.errors()
+        if errors and errors[0].get("type") == "json_invalid":
+            refused = _token_first(request)
+            if refused is not None:
+                return refused
+        return error_response(validation_error(errors))
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 400:  # the body could not be parsed: see _token_first
+            refused = _token_first(request)
+            if refused is not None:
+                return refused
         code = _HTTP_CODES.get(exc.status_code, ErrorCode.USAGE)
         response = error_response(TicketHubError(code, str(exc.detail)))
         response.status_code = exc.status_code

@@ -13,7 +13,7 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..checkin import NOT_JUDGED, ScanResult, check_gate_name
+from ..checkin import NOT_JUDGED, RESULTS, ScanResult, check_gate_name
 from ..errors import ErrorCode, TicketHubError, invalid
 
 TIMEOUT_S = 30.0
@@ -69,9 +69,7 @@ class Remote:
             try:
                 return response.status, json.loads(raw or b"{}")
             except ValueError:
-                raise TicketHubError(
-                    ErrorCode.INTERNAL, f"server answered {response.status} without JSON"
-                ) from None
+                raise _not_tickethub(response.status) from None
         raise AssertionError("unreachable")
 
     def close(self) -> None:
@@ -88,14 +86,24 @@ def _unreachable(exc: BaseException) -> TicketHubError:
     )
 
 
+def _not_tickethub(status: int) -> TicketHubError:
+    """The server's answer is not one a TicketHub server gives (a proxy's page, another
+    service, a hostile one): like a file that is not a TicketHub database, not our bug."""
+    return TicketHubError(
+        ErrorCode.DB_ERROR,
+        f"the server answered {status} but not as a TicketHub server does",
+        hint="check --server",
+    )
+
+
 def _error(body: dict[str, Any], status: int) -> TicketHubError:
     err = body.get("error") if isinstance(body, dict) else None
     if not isinstance(err, dict):
-        return TicketHubError(ErrorCode.INTERNAL, f"server answered {status}")
+        return _not_tickethub(status)
     try:
         code = ErrorCode(str(err.get("code")))
     except ValueError:
-        code = ErrorCode.INTERNAL
+        return _not_tickethub(status)
     return TicketHubError(code, str(err.get("message", "")), order_id=err.get("order_id"))
 
 
@@ -153,6 +161,15 @@ class RemoteGate:
 
 
 def _result(body: dict[str, Any]) -> ScanResult:
+    """The answer as a ScanResult, once its shape is the validate JSON's (the gate looks
+    results up by name and prints the rest: anything else is refused, never a crash)."""
+    if not (
+        isinstance(body, dict)
+        and body.get("result") in RESULTS
+        and all(_is(body.get(k), int) for k in ("ticket_id", "event_id"))
+        and all(_is(body.get(k), str) for k in ("code", "first_used_at", "gate"))
+    ):
+        raise _not_tickethub(200)
     return ScanResult(
         str(body.get("code", "")),
         str(body["result"]),
@@ -162,3 +179,8 @@ def _result(body: dict[str, Any]) -> ScanResult:
         body.get("gate"),
         bool(body.get("dry_run", False)),
     )
+
+
+def _is(value: Any, kind: type) -> bool:
+    """None, or a `kind` (a bool is no id)."""
+    return value is None or (isinstance(value, kind) and not isinstance(value, bool))

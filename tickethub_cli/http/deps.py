@@ -167,12 +167,10 @@ class Backend:
     # ------------------------------------------------------------------ tokens
     def token_for(self, authorization: str | None) -> dict[str, Any]:
         """The live token of an `Authorization: Bearer …` header; 401 otherwise. Reads only."""
-        if not authorization:
+        secret = bearer_secret(authorization)
+        if secret is None:
             raise unauthorized()
-        scheme, _, secret = authorization.strip().partition(" ")
-        if scheme.lower() != "bearer" or not secret.strip():
-            raise unauthorized()
-        token = tokens.authenticate(self.session(), secret.strip())
+        token = tokens.authenticate(self.session(), secret)
         if token is None:
             raise unauthorized("unknown or revoked token")
         return token
@@ -182,7 +180,7 @@ class Backend:
         routes whose unit of work checks `tokens.is_live` in its own transaction first, so a
         revocation still refuses the very next request (401, nothing written). Unknown
         secrets are never remembered; a token's role and event never change."""
-        secret = (authorization or "").strip().partition(" ")[2].strip()
+        secret = bearer_secret(authorization)
         token = self._known.get(secret) if secret else None
         if token is None:
             token = self.token_for(authorization)
@@ -200,6 +198,15 @@ class Backend:
                 with contextlib.suppress(sqlite3.ProgrammingError):
                     s.close()
             self._sessions.clear()
+
+
+def bearer_secret(authorization: str | None) -> str | None:
+    """The secret of an `Authorization: Bearer <secret>` value (scheme in any case), or
+    None for anything else: the one parser of the header, cached lookups included."""
+    scheme, _, secret = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        return None
+    return secret.strip()
 
 
 def operator_of(token: dict[str, Any]) -> str:

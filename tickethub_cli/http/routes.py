@@ -391,6 +391,6 @@ async def payment_webhook(
     settings.webhook_secret()  # unset: refused before reading anything
     payload = await request.body()
     order = await backend(request).solo(
-        lambda s: callbacks.handle(s, payload, signature or ""), "provider"
+        lambda s: callbacks.handle(s, payload, signature or "", timestamped=True), "provider"
     )
     return json_response({"order": order})
