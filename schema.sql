@@ -223,4 +223,6 @@ CREATE TABLE token_misses (
     at_us    INTEGER NOT NULL,
     kind     TEXT NOT NULL CHECK (kind IN ('UNKNOWN', 'MALFORMED', 'REFUSED'))
 ) STRICT;
-CREATE INDEX token_misses_window ON token_misses (token_id, at_us);
+-- only the misses that count: a token refused 100,000 times must not make each later check
+-- walk its refusals (the check runs in the one writer, inside BEGIN IMMEDIATE)
+CREATE INDEX token_misses_window ON token_misses (token_id, at_us) WHERE kind <> 'REFUSED';

@@ -726,3 +726,47 @@ def test_hostile_text_leaves_as_inert_json_escapes(api):
     scan = api.call("POST", "/tickets/validate", "gate", {"code": "\u202e\u009b", "event_id": eid})
     assert scan.status_code == 200 and scan.json()["result"] == "MALFORMED"
     assert "\u202e".encode() not in scan.content and b"\xc2\x9b" not in scan.content
+
+
+def test_a_token_refused_many_times_does_not_slow_the_rate_limit_check(tmp_path):
+    """Refusals are recorded, but the check counts only the misses in the window through a
+    partial index that leaves refusals out: 100,000 refusals of one token cost each later
+    check nothing (it runs in the one writer, inside BEGIN IMMEDIATE)."""
+    import sqlite3
+
+    import tickethub_cli as th
+    from tickethub_cli import clock, ratelimit
+
+    db = str(tmp_path / "rl.db")
+    s, _, _ = th.init_session(db)
+    now = clock.now_us()
+    with s.conn:
+        s.conn.executemany(
+            "INSERT INTO token_misses (token_id, at_us, kind) VALUES (1, ?, 'REFUSED')",
+            [(now - i,) for i in range(100_000)],
+        )
+    plan = " ".join(
+        str(row[-1])
+        for row in s.conn.execute(
+            "EXPLAIN QUERY PLAN SELECT count(*) FROM token_misses"
+            " WHERE token_id = ? AND at_us > ? AND kind <> 'REFUSED'",
+            (1, now - ratelimit.WINDOW_US),
+        )
+    )
+    assert "token_misses_window" in plan, plan
+    sql = s.conn.execute(
+        "SELECT sql FROM sqlite_master WHERE name = 'token_misses_window'"
+    ).fetchone()[0]
+    assert "WHERE kind <> 'REFUSED'" in sql  # the refusals are not in the index at all
+    conn = sqlite3.connect(db)
+    conn.set_progress_handler(lambda: 1, 10_000)  # abort any statement that walks the table
+    try:
+        conn.execute(
+            "SELECT count(*) FROM token_misses WHERE token_id = 1 AND at_us > ?"
+            " AND kind <> 'REFUSED'",
+            (now - ratelimit.WINDOW_US,),
+        ).fetchone()
+    finally:
+        conn.close()
+    assert ratelimit.retry_after(s, 1, now) is None
+    s.close()
