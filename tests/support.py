@@ -153,4 +153,8 @@ ALL_COMMANDS = [
     ["ticket", "show"],
     ["ticket", "export"],
     ["report"],
+    ["token", "create"],
+    ["token", "list"],
+    ["token", "revoke"],
+    ["serve"],
 ]

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import tempfile
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import ALL_COMMANDS, OK_CARD, dump, seed
@@ -46,6 +47,10 @@ OPTIONS = [
     "--dry-run",
     "--csv",
     "--stop-on-error",
+    "--role",
+    "--host",
+    "--port",
+    "--workers",
     "--help",
 ]
 EDGE_VALUES = [
@@ -95,9 +100,32 @@ EDGE_VALUES = [
     "\x1b[31m",
     "名前",
     "🎟️",
+    "admin",
+    "gate",
+    "65536",
+    "127.0.0.1",
+    "::1",
+    "[::1]",
+    "localhost",
+    "th_" + "0" * 40,
 ]
 value = st.one_of(st.sampled_from(EDGE_VALUES), st.text(max_size=40))
 token = st.one_of(st.sampled_from(OPTIONS), value)
+
+
+@pytest.fixture(autouse=True)
+def serve_binds_but_never_serves(monkeypatch):
+    """`serve` runs for real up to its socket (argument checks, the database, binding
+    --host/--port, where hostile hosts and ports are refused), then closes that socket
+    instead of serving: a fuzz example never listens, forks workers or blocks."""
+    from tickethub_cli.http import server
+
+    def bound_then_closed(db_path, host, sock, *workers):
+        sock.close()
+        return 0
+
+    monkeypatch.setattr(server, "_run_one", bound_then_closed)
+    monkeypatch.setattr(server, "_run_many", bound_then_closed)
 
 
 class Fuzz:
@@ -173,6 +201,44 @@ def test_fuzz_global_options_and_unknown_commands():
         check()
     finally:
         fuzz.close()
+
+
+SERVER_COMMANDS = [c for c in COMMANDS if c[0] in ("serve", "token")]
+SERVER_VALUES = ["0", "1", "-1", "65535", "65536", "64", "65", "127.0.0.1", "::1", "", "\x00"]
+
+
+def test_fuzz_serve_and_token_arguments():
+    """`serve` and `token` with hostile arguments: refused (exit 2) or done, never exit 1."""
+    fuzz = Fuzz()
+    try:
+
+        @FUZZ_SETTINGS
+        @given(
+            command=st.sampled_from(SERVER_COMMANDS),
+            args=st.lists(
+                st.one_of(
+                    st.sampled_from(["--host", "--port", "--workers", "--role", "--event"]),
+                    st.sampled_from(SERVER_VALUES),
+                    token,
+                ),
+                max_size=6,
+            ),
+        )
+        def check(command, args):
+            fuzz.run([*command, *args], None)
+
+        check()
+    finally:
+        fuzz.close()
+
+
+@pytest.mark.parametrize("host", ["\x00", "\ud800", "\udcff", "x" * 300, "a" * 64 + ".b"])
+def test_serve_refuses_a_host_it_cannot_bind_with_one_line(host, tmp_path):
+    db = str(tmp_path / "s.db")
+    seed(db)
+    result = CliRunner().invoke(app, ["--db", db, "serve", "--host", host, "--port", "0"])
+    assert result.exit_code == 2, result.stdout + result.stderr
+    assert "INVALID_INPUT" in result.stderr and "Traceback" not in result.stderr
 
 
 # --- hostile families (issue 10) -------------------------------------------------------------

@@ -73,3 +73,73 @@ def test_a_busy_group_tells_every_caller_and_keeps_nothing(db, monkeypatch):
     assert all(isinstance(e, TicketHubError) and e.code is ErrorCode.DB_BUSY for e in errors)
     writer.close()
     assert count(db, "SELECT count(*) FROM audit_log WHERE entity = 'test'") == 0
+
+
+def test_asyncio_callers_of_one_round_are_answered_in_one_hop(db):
+    import asyncio
+
+    writer = Writer(lambda: th.open_session(db, operator="w"))
+    hops = []
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        real = loop.call_soon_threadsafe
+
+        def counted(fn, *args):
+            hops.append(len(args[0]) if args else 0)
+            return real(fn, *args)
+
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+        locker = sqlite3.connect(db, isolation_level=None)
+        locker.execute("BEGIN IMMEDIATE")  # the first round waits; the rest queue up
+        futures = [writer.unit(_note(i), "w", loop) for i in range(40)]
+        locker.execute("ROLLBACK")
+        locker.close()
+        return await asyncio.gather(*futures)
+
+    assert asyncio.run(main()) == list(range(40))
+    writer.close()
+    assert sum(hops) == 40 and len(hops) == writer.commits <= 2  # one hop per commit
+
+
+def test_units_of_one_group_share_its_facts_and_rate_limits_still_count(db):
+    from tickethub_cli import ratelimit, tokens
+
+    s = th.open_session(db, operator="w")
+    _, secret = tokens.create_token(s, role="gate")
+    token_id = tokens.authenticate(s, secret)["id"]
+    seen = []
+
+    def miss(session):
+        seen.append(session.group is not None)
+        now = 1_000_000_000_000
+        if ratelimit.retry_after(session, token_id, now) is not None:
+            return "REFUSED"
+        ratelimit.record(session, token_id, "UNKNOWN", now)
+        return "UNKNOWN"
+
+    results = run_units(s, [miss] * (ratelimit.LIMIT + 5))
+    assert s.group is None and all(seen)
+    outcomes = [r for r, _ in results]
+    assert outcomes == ["UNKNOWN"] * ratelimit.LIMIT + ["REFUSED"] * 5  # counted in the group
+    s.close()
+
+
+def test_a_failing_unit_replays_the_group_and_facts_are_read_again(db):
+    runs = []
+
+    def remembers(s):
+        runs.append(dict(s.group))
+        s.group["fact"] = 1
+        audit.record(s.conn, s.operator, "test", 1, "note")
+        return 1
+
+    def fails(s):
+        raise invalid("no")
+
+    s = th.open_session(db, operator="w")
+    results = run_units(s, [remembers, fails])
+    s.close()
+    assert [r for r, _ in results] == [1, None]
+    assert runs == [{}, {}]  # run again after the rollback, with nothing remembered
+    assert count(db, "SELECT count(*) FROM audit_log WHERE entity = 'test'") == 1

@@ -21,13 +21,24 @@ MISSES = ("UNKNOWN", "MALFORMED")
 
 
 def retry_after(s: Session, token_id: int, now_us: int) -> int | None:
-    """Seconds until the token may scan again, or None when it may scan now."""
+    """Seconds until the token may scan again, or None when it may scan now.
+
+    Inside a group commit (`s.group`) the count is read once per token and kept up to date
+    by `record`: later in the same transaction the window can only have lost old misses
+    and gained this group's own (no other writer commits meanwhile), so the kept count is
+    an upper bound, and below LIMIT it answers without a query."""
+    group = s.group
+    kept = group.get(("misses", token_id)) if group is not None else None
+    if kept is not None and kept[0] <= now_us and kept[1] < LIMIT:
+        return None
     conn = s.conn
     since = now_us - WINDOW_US
     misses = conn.execute(
         "SELECT count(*) FROM token_misses WHERE token_id = ? AND at_us > ? AND kind <> 'REFUSED'",
         (token_id, since),
     ).fetchone()[0]
+    if group is not None:
+        group[("misses", token_id)] = [now_us, misses]
     if misses < LIMIT:
         return None
     # free again once all but LIMIT - 1 of these misses have left the window
@@ -45,3 +56,6 @@ def record(s: Session, token_id: int, kind: str, now_us: int) -> None:
         "INSERT INTO token_misses (token_id, at_us, kind) VALUES (?, ?, ?)",
         (token_id, now_us, kind),
     )
+    kept = s.group.get(("misses", token_id)) if s.group is not None else None
+    if kept is not None and kind != "REFUSED":
+        kept[1] += 1

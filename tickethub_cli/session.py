@@ -11,7 +11,7 @@ time; nothing in it is cached across sessions.
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import db
 from .settings import Settings
@@ -37,7 +37,7 @@ class Session:
     """A connection, who is acting and the settings (a plain class: it is built on every
     command, and per request by a server)."""
 
-    __slots__ = ("_provider", "conn", "operator", "path", "settings")
+    __slots__ = ("_provider", "conn", "group", "operator", "path", "settings")
 
     def __init__(
         self,
@@ -51,6 +51,8 @@ class Session:
         self.settings = settings if settings is not None else Settings.from_env(db=path)
         self.operator = operator or self.settings.default_operator()
         self._provider: PaymentProvider | None = None
+        # inside a group commit (store.writer.run_units): what its units share, else None
+        self.group: dict[Any, Any] | None = None
 
     @property
     def provider(self) -> PaymentProvider:

@@ -155,14 +155,15 @@ class Backend:
         return self.session().schema_version()
 
     # ------------------------------------------------------------------ writing
+    # answered on this loop, a whole commit group in one hop (see store.writer)
     async def unit(self, fn: Callable[[Session], Any], operator: str) -> Any:
-        return await asyncio.wrap_future(self.writer.unit(fn, operator))
+        return await self.writer.unit(fn, operator, asyncio.get_running_loop())
 
     async def batch(self, fn: Callable[[Session, list[Any]], list[Any]], arg: Any, operator: str):
-        return await asyncio.wrap_future(self.writer.batch(fn, arg, operator))
+        return await self.writer.batch(fn, arg, operator, asyncio.get_running_loop())
 
     async def solo(self, fn: Callable[[Session], Any], operator: str) -> Any:
-        return await asyncio.wrap_future(self.writer.solo(fn, operator))
+        return await self.writer.solo(fn, operator, asyncio.get_running_loop())
 
     # ------------------------------------------------------------------ tokens
     def token_for(self, authorization: str | None) -> dict[str, Any]:

@@ -6,6 +6,8 @@ the same checks in the same order: the token (401/403, nothing written), then th
 same pydantic model, strict), then the route's work; errors through the same table. FastAPI
 keeps the routes for /openapi.json and answers any other request to them. Measured: the
 dependency solving, routing and middleware stack of FastAPI cost more than the scan itself.
+The answer leaves as the two raw ASGI messages (no Response object per request), carrying
+the same headers a Response would plus the edge's request id.
 """
 
 from __future__ import annotations
@@ -75,9 +77,15 @@ class FastPath:
             response = error_response(
                 TicketHubError(ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}")
             )
-        await response(scope, _no_body, send)
+        status = state["status"] = response.status_code
+        headers = response.raw_headers
+        rid = state.get("request_id_header")
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": headers if rid is None else [*headers, rid],
+            }
+        )
+        await send({"type": "http.response.body", "body": response.body})
         return True
-
-
-async def _no_body() -> dict[str, Any]:
-    return {"type": "http.disconnect"}

@@ -323,14 +323,24 @@ async def do_validate(b: Backend, token: Token, body: m.ValidateIn) -> Response:
     token_id = token["id"]
 
     def scan(s: Any) -> checkin.ScanResult | int | None:
-        if not tokens.is_live(s, token_id):  # revoked since it was looked up
+        # facts read once per group commit (s.group, see store.writer): no other writer can
+        # revoke the token or change the event before this group's transaction ends
+        group = s.group if s.group is not None else {}
+        live = group.get(("live", token_id))
+        if live is None:
+            live = group[("live", token_id)] = tokens.is_live(s, token_id)
+        if not live:  # revoked since it was looked up
             return None
         now = clock.now_us()
         wait = ratelimit.retry_after(s, token_id, now)
         if wait is not None:  # refused: recorded, not judged, admits nothing
             ratelimit.record(s, token_id, "REFUSED", now)
             return wait
-        gate = checkin.Gate(s, body.event_id, body.gate, dry_run=body.dry_run)
+        at_gate = ("gate", body.event_id, body.gate, body.dry_run)
+        gate = group.get(at_gate)
+        if gate is None:
+            gate = checkin.Gate(s, body.event_id, body.gate, dry_run=body.dry_run)
+            group[at_gate] = gate
         result = gate.scan_in_transaction(body.code)
         if result.result in ratelimit.MISSES:
             ratelimit.record(s, token_id, result.result, now)

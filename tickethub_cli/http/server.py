@@ -90,7 +90,7 @@ def _bind(host: str, port: int) -> socket.socket:
     """The listening socket, or one clear line (uvicorn would log and exit 1)."""
     try:
         return _config(None, host, port).bind_socket()
-    except SystemExit:
+    except (SystemExit, TypeError, ValueError, UnicodeError):  # NUL, surrogates: no address
         from ..errors import invalid
 
         raise invalid(
