@@ -6,7 +6,7 @@ rm -rf "$OUT" && mkdir -p "$OUT"
 export TICKETHUB_DB="$OUT/box.db"
 export TICKETHUB_OPERATOR="demo-clerk"
 export TICKETHUB_WEBHOOK_SECRET="whsec_demo"
-export COLUMNS="${COLUMNS:-100}"
+export COLUMNS="${COLUMNS:-$(tput cols 2>/dev/null || echo 80)}"
 OK_CARD=4242424242424242
 DECLINED_CARD=4000000000000002
 
