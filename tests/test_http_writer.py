@@ -143,3 +143,31 @@ def test_a_failing_unit_replays_the_group_and_facts_are_read_again(db):
     assert [r for r, _ in results] == [1, None]
     assert runs == [{}, {}]  # run again after the rollback, with nothing remembered
     assert count(db, "SELECT count(*) FROM audit_log WHERE entity = 'test'") == 1
+
+
+def test_rows_written_later_keep_their_order_and_share_their_units_fate(db):
+    """Scan-log and audit rows of a group leave as a few multi-row INSERTs before the
+    commit (db.write_later): every row of a unit that succeeded is kept, in order, with
+    its unit's operator; the rows of a unit that failed are undone with it."""
+
+    def later(n: int, fail: bool = False):
+        def unit(s):
+            s.operator = f"op{n}"
+            audit.record(s.conn, s.operator, "test", n, "note", group=s.group)
+            if fail:
+                raise invalid("no")
+            return n
+
+        return unit
+
+    s = th.open_session(db, operator="w")
+    ok = run_units(s, [later(i) for i in range(70)])  # 64 + 4 + 1 + 1 rows
+    assert [r for r, _ in ok] == list(range(70))
+    mixed = run_units(s, [later(100), later(101, fail=True), later(102)])
+    assert [r for r, _ in mixed] == [100, None, 102]
+    assert s.group is None
+    rows = s.conn.execute(
+        "SELECT entity_id, operator FROM audit_log WHERE entity = 'test' ORDER BY id"
+    ).fetchall()
+    s.close()
+    assert [tuple(r) for r in rows] == [(i, f"op{i}") for i in [*range(70), 100, 102]]

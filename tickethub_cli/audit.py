@@ -7,6 +7,12 @@ import sqlite3
 from typing import Any
 
 from . import clock
+from .db import write_later
+
+_INSERT = (
+    "INSERT INTO audit_log (at, operator, entity, entity_id, action, from_state, to_state,"
+    " reason, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def record(
@@ -21,12 +27,15 @@ def record(
     reason: str | None = None,
     data: dict[str, Any] | None = None,
     at: str | None = None,
+    group: dict[Any, Any] | None = None,
 ) -> None:
     """Append one row; `at` lets a caller that already read the clock (a gate scan) record
-    the very instant it stored elsewhere."""
-    conn.execute(
-        "INSERT INTO audit_log (at, operator, entity, entity_id, action, from_state, to_state,"
-        " reason, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    the very instant it stored elsewhere; `group` (a group commit's, see db.write_later)
+    lets the row be written with the group's others, before the same commit."""
+    write_later(
+        group,
+        conn,
+        _INSERT,
         (
             at or clock.now_text(),
             operator,

@@ -12,7 +12,7 @@ from typing import Any
 
 from . import audit, clock, codes, inventory
 from . import validation as v
-from .db import transaction, translate
+from .db import transaction, translate, write_later
 from .errors import ErrorCode, TicketHubError, invalid, not_found
 from .session import Session
 
@@ -22,6 +22,10 @@ NOT_JUDGED = "ERROR"  # a gate scan the database could not judge (busy): scan it
 SHOWN_INPUT = 64  # what of an input we echo and store; the rest is only hashed
 MAX_INPUT = 4096  # longer input is MALFORMED without being read further
 _RETURNING = sqlite3.sqlite_version_info >= (3, 35)  # else: SELECT, then UPDATE
+_INSERT_SCAN = (
+    "INSERT INTO scans (at, at_us, event_id, gate, operator, input, input_sha256,"
+    " ticket_id, result, dry_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 class ScanResult:
@@ -198,6 +202,7 @@ class Gate:
             "checkin",
             data={"gate": self.gate, "event_id": self.event_id},
             at=at,
+            group=self.s.group,
         )
 
     def _admit(self, c: Any, code: str, shown: str, at: str) -> ScanResult | None:
@@ -258,9 +263,10 @@ class Gate:
         self, c: Any, result: ScanResult, raw: str, code: str, now_us: int, at: str
     ) -> None:
         kept, digest = _logged(raw, code)
-        c.execute(
-            "INSERT INTO scans (at, at_us, event_id, gate, operator, input, input_sha256,"
-            " ticket_id, result, dry_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        write_later(  # in a group commit: one executemany per group (HTTP writer)
+            self.s.group,
+            c,
+            _INSERT_SCAN,
             (
                 at,
                 now_us,

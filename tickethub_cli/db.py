@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from .errors import ErrorCode, TicketHubError
 
@@ -355,3 +356,51 @@ def translate(exc: sqlite3.Error, where: str | sqlite3.Connection | None = None)
     (`where`: its path, or the connection it came from)."""
     path = where if isinstance(where, str) or where is None else getattr(where, "path", None)
     return _db_error(exc, path)
+
+
+_LATER = "write_later"  # key of a group's deferred rows (see write_later)
+
+
+def write_later(group: dict[Any, Any] | None, conn: sqlite3.Connection, sql: str, row: Any) -> None:
+    """An append-only INSERT that nothing in the same transaction reads back (a scan-log
+    or audit row): inside a group commit (`group`, see store.writer.run_units) it is kept
+    and written with the group's other rows of that statement in one `executemany` before
+    the commit (one prepared statement per group instead of one execute per row); outside
+    a group, at once."""
+    if group is None:
+        conn.execute(sql, row)
+    else:
+        group.setdefault(_LATER, {}).setdefault(sql, []).append(row)
+
+
+def drop_later(group: dict[Any, Any] | None) -> None:
+    """Forget the rows `write_later` kept (their unit failed and was rolled back)."""
+    if group is not None:
+        group.pop(_LATER, None)
+
+
+def flush_later(group: dict[Any, Any] | None, conn: sqlite3.Connection) -> None:
+    """Write the rows `write_later` kept, in the order they were kept (per statement)."""
+    pending = group.pop(_LATER, None) if group is not None else None
+    if not pending:
+        return
+    for sql, rows in pending.items():
+        head, values, one = sql.partition(" VALUES ")
+        if not values:  # not a plain INSERT … VALUES (…): row by row
+            conn.executemany(sql, rows)
+            continue
+        start = 0
+        for size in _CHUNKS:  # greedy: e.g. 37 rows = 32 + 4 + 1 (one statement each)
+            while len(rows) - start >= size:
+                part = rows[start : start + size]
+                start += size
+                conn.execute(
+                    f"{head}{values}{', '.join([one] * size)}",
+                    [value for row in part for value in row],
+                )
+
+
+# Rows kept by write_later leave as multi-row INSERTs of these sizes: one statement (one
+# step, one release of the GIL) for many rows, and few distinct texts for the statement
+# cache; executemany would step, and hand the GIL to the event loop, once per row.
+_CHUNKS = (64, 16, 4, 1)

@@ -52,6 +52,8 @@ RETRY_AFTER: dict[ErrorCode, int] = {ErrorCode.IN_PROGRESS: 1, ErrorCode.DB_BUSY
 JSON_TYPE = "application/json"
 # and lone surrogates, which UTF-8 cannot carry: escaped, never a failed answer
 _UNSHOWABLE = re.compile(UNSAFE_CHARS.pattern[:-1] + "\ud800-\udfff]")
+# json.dumps with any keyword builds a new encoder per call: one, reused (it keeps no state)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def dumps(payload: Any) -> bytes:
@@ -59,7 +61,7 @@ def dumps(payload: Any) -> bytes:
     text is data: characters that steer a terminal or reorder text (C1, bidi controls, line
     separators; json escapes C0 itself) leave as \\u escapes, the same JSON value, so
     `curl` in a terminal shows them inert, as the CLI's --json does."""
-    out = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    out = _ENCODER.encode(payload)
     if _UNSHOWABLE.search(out) is not None:
         out = _UNSHOWABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", out)
     return out.encode("utf-8")

@@ -35,6 +35,8 @@ _TOO_LARGE = json.dumps(
 ).encode()
 
 
+# json.dumps with any keyword builds a new encoder per call: one, reused (it keeps no state)
+_LOG_ENCODER = json.JSONEncoder(separators=(",", ":"))
 _PREFIX = f"{uuid.uuid4().hex[:12]}-{os.getpid():x}-"  # unique per process start
 _serial = itertools.count(1)
 
@@ -132,7 +134,7 @@ class Edge:
             "bytes_in": size,
             "token_id": state.get("token_id"),
         }
-        self._lines.append(json.dumps(line, separators=(",", ":")) + "\n")
+        self._lines.append(_LOG_ENCODER.encode(line) + "\n")
         if self.in_flight == 0 or len(self._lines) >= LOG_BATCH:
             self.flush_log()
         elif len(self._lines) == 1:

@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from ..db import savepoint, transaction, translate
+from ..db import drop_later, flush_later, savepoint, transaction, translate
 from ..errors import TicketHubError
 from ..session import Session
 
@@ -72,13 +72,16 @@ def run_units(
     Units nearly always succeed, so they first run without a savepoint each (two statements
     fewer per unit) under one savepoint for the group; when one raises, the group's work is
     rolled back and run again with a savepoint per unit, so the failing unit is undone alone.
-    A unit may therefore run twice: units only write to the database (as every caller's do)."""
+    A unit may therefore run twice: units only write to the database (as every caller's do).
+    Rows a unit hands to `db.write_later` are written before its savepoint (or the group's)
+    is released, so they share its fate."""
     with transaction(s.conn) as c:
         try:
             s.group = {}
             c.execute("SAVEPOINT optimistic")
             try:
                 out: list[tuple[Any, BaseException | None]] = [(unit(s), None) for unit in units]
+                flush_later(s.group, c)  # the group's deferred rows, one executemany each
             except Exception:  # noqa: BLE001 - replayed below, one savepoint per unit
                 c.execute("ROLLBACK TO optimistic")
                 c.execute("RELEASE optimistic")
@@ -87,8 +90,11 @@ def run_units(
                 for unit in units:
                     try:
                         with savepoint(c, "unit"):
-                            out.append((unit(s), None))
+                            result = unit(s)
+                            flush_later(s.group, c)  # this unit's own rows, in its savepoint
+                            out.append((result, None))
                     except Exception as exc:  # noqa: BLE001 - handed to that unit's caller
+                        drop_later(s.group)  # its kept rows are undone with it
                         out.append((None, exc))
             else:
                 c.execute("RELEASE optimistic")
