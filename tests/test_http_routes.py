@@ -329,6 +329,8 @@ def test_purchase_order_pay_cancel_show_list(api):
     nxt = api.call("GET", f"/orders?status=PAID&limit=1&cursor={page['next_cursor']}", "box-office")
     assert nxt.json()["orders"][0]["id"] != page["orders"][0]["id"]
     assert api.call("GET", "/orders?limit=0", "box-office").status_code == 400
+    assert api.call("GET", "/orders?limit=1001", "box-office").status_code == 400  # page it
+    assert api.call("GET", "/orders?limit=1000", "box-office").status_code == 200
     assert api.call("GET", "/orders?status=nope", "box-office").status_code == 400
     cancelled = api.call("POST", f"/orders/{order['id']}/cancel", "box-office", {"reason": "ask"})
     assert cancelled.status_code == 200 and cancelled.json()["order"]["status"] == "CANCELLED"

@@ -26,6 +26,10 @@ from . import idem
 from . import models as m
 from .deps import Backend, check_event, check_role, json_response, operator_of, unauthorized
 
+# one page of full orders per request: a client pages with `cursor` (the CLI's --all reads
+# a file; over HTTP, 100,000 orders in one answer would tie up a worker and its memory)
+MAX_HTTP_PAGE = 1000
+
 router = APIRouter()
 _bearer = HTTPBearer(auto_error=False, description="a secret from `tickethub token create`")
 
@@ -295,7 +299,7 @@ async def list_orders(
     request: Request,
     event_id: str | None = None,
     status: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=100_000)] = orders.DEFAULT_PAGE,
+    limit: Annotated[int, Query(ge=1, le=MAX_HTTP_PAGE)] = orders.DEFAULT_PAGE,
     cursor: str | None = None,
     token: Token = AS_BOX_OFFICE,
 ) -> Response:
