@@ -772,3 +772,22 @@ def test_a_token_refused_many_times_does_not_slow_the_rate_limit_check(tmp_path)
         conn.close()
     assert ratelimit.retry_after(s, 1, now) is None
     s.close()
+
+
+def test_the_server_url_carries_no_credentials_and_plain_http_afar_is_flagged():
+    import subprocess
+
+    from support import tickethub_exe
+
+    from tickethub_cli.http.client import Remote
+
+    done = subprocess.run(
+        [tickethub_exe(), "--server", "http://ann:s3cret@example.org", "--token", "th_x",
+         "validate", "K7QF-3M2A-98XC-TP4D-ZN6W-R2B6", "--event", "1"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2 and "s3cret" not in done.stderr + done.stdout
+    assert "user or password" in done.stderr
+    assert Remote("http://gate-server.example:8000", "th_x").insecure
+    assert not Remote("https://gate-server.example", "th_x").insecure
+    assert not Remote("http://127.0.0.1:8000", "th_x").insecure

@@ -230,7 +230,13 @@ def _gate(ctx: typer.Context, event: str, gate: str | None, *, dry_run: bool = F
     if g.server is not None:
         from ..http.client import Remote, RemoteGate
 
-        return RemoteGate(Remote(g.server, g.token), event, gate, dry_run=dry_run)
+        remote = Remote(g.server, g.token)
+        if remote.insecure:
+            sys.stderr.write(
+                "warning: --server is plain http to another machine: the token and the"
+                " codes travel unencrypted (use https, or a server on this machine)\n"
+            )
+        return RemoteGate(remote, event, gate, dry_run=dry_run)
     from ..checkin import Gate
 
     return Gate(session(ctx), event, gate, dry_run=dry_run)

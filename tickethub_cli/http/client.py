@@ -26,11 +26,15 @@ class Remote:
 
     def __init__(self, url: str, token: str | None) -> None:
         parts = urlsplit(url.strip())
+        if parts.username is not None or parts.password is not None:  # never echoed back
+            raise invalid("--server must not carry a user or password: the token goes in --token")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise invalid(f"--server must be an http(s) URL, got {url[:80]!r}")
         if not token or not token.strip():
             raise invalid("--server needs --token (or TICKETHUB_TOKEN)")
         self._https = parts.scheme == "https"
+        # a bearer token in clear text beyond this machine: said once on stderr by the CLI
+        self.insecure = not self._https and parts.hostname not in ("localhost", "127.0.0.1", "::1")
         self._host, self._port = parts.hostname, parts.port
         self._base = parts.path.rstrip("/")
         self._token = token.strip()
