@@ -359,13 +359,9 @@ class Counters:
 DOUBLE_READ_SECONDS = 10  # the same code again this soon at the same gate: a double read
 
 
-def event_name(s: Session, event_id: int) -> str:
-    """The event's name, for a gate screen's header (one read at start, not per scan)."""
-    return event_label(s, event_id)[0]
-
-
 def event_label(s: Session, event_id: int) -> tuple[str, str]:
-    """The event's name and IANA time zone: what a gate screen shows times in."""
+    """The event's name and IANA time zone, for a gate's header and the times it shows (one
+    read at start, not per scan)."""
     row = s.conn.execute("SELECT name, timezone FROM events WHERE id = ?", (event_id,)).fetchone()
     if row is None:
         raise not_found("event", event_id)

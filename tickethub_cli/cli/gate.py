@@ -186,10 +186,12 @@ def gate_cmd(
     g = _gate(ctx, event, gate, dry_run=dry_run)
     counters = Counters()
     as_json, tty = is_json(ctx), sys.stdout.isatty()
-    screen = _open_screen(g, counters) if tty and not as_json and _full_screen() else None
-    zone = None if as_json else _event_zone(g)
+    name, zone = (None, "UTC") if as_json else _event_facts(g)
+    label = f"{name} (event {g.event_id})" if name is not None else f"event {g.event_id}"
+    full = tty and not as_json and _full_screen()
+    screen = _open_screen(g, counters, name, zone) if full else None
     if tty and not as_json and screen is None:
-        render.line(f"gate {g.gate or '-'} for {_event_label(g)}: scan a code (Ctrl-D to end)")
+        render.line(f"gate {g.gate or '-'} for {label}: scan a code (Ctrl-D to end)")
     interrupted = False
     try:
         with screen or nullcontext():
@@ -213,7 +215,7 @@ def gate_cmd(
     elif tty:  # one row per count, in words: readable at any terminal width
         words = {"scanned": "scanned", "admitted": "admitted", "errors": "not checked"}
         pairs = [(words.get(k) or f"{REASONS[k]} ({k})", v) for k, v in summary.items()]
-        title = f"Gate summary: {_event_label(g)}, gate {g.gate or '-'}"
+        title = f"Gate summary: {label}, gate {g.gate or '-'}"
         render.human_or_plain(lambda: render.fields(title, pairs), {"summary": summary})
     else:
         render.human_or_plain(
@@ -249,43 +251,32 @@ def _full_screen() -> bool:
     return sys.stdin.isatty() and console.is_terminal and not console.is_dumb_terminal
 
 
-def _event_label(g: Gate) -> str:
-    """ "Name (event N)" for people: the name is stored text, made safe where printed."""
-    from ..checkin import event_name
+def _event_facts(g: Gate) -> tuple[str | None, str]:
+    """The event's name (None if it cannot be read, e.g. on a remote gate) and IANA zone,
+    read once when the gate starts: people read its name and its local times. The name is
+    stored text, made safe where printed."""
+    from ..checkin import event_label
 
     try:
-        return f"{event_name(g.s, g.event_id)} (event {g.event_id})"
+        return event_label(g.s, g.event_id)
     except Exception:  # noqa: BLE001 - a label must never end the gate: the id will do
-        return f"event {g.event_id}"
+        return None, "UTC"
 
 
-def _open_screen(g: Gate, counters: Counters) -> GateScreen:
+def _open_screen(g: Gate, counters: Counters, name: str | None, zone: str) -> GateScreen:
     """The full-screen view, for a person scanning at a terminal (stdin and stdout both
     on it). Imported here only: pyfiglet and the drawing code load for this use alone."""
     from zoneinfo import ZoneInfo
 
     from .. import clock
-    from ..checkin import event_label
     from .gate_screen import GateScreen, View
 
-    zone = None
     try:
-        name, zone_name = event_label(g.s, g.event_id)
-        zone = ZoneInfo(zone_name)  # times at the gate are the event's local times
-    except Exception:  # noqa: BLE001 - the header can do without the name, times without a zone
-        name = "?"
-    view = View(g.event_id, name, g.gate, counters, clock.now_us(), dry_run=g.dry_run, tz=zone)
+        tz = ZoneInfo(zone)  # times at the gate are the event's local times
+    except Exception:  # noqa: BLE001 - times without a zone will do
+        tz = None
+    view = View(g.event_id, name or "?", g.gate, counters, clock.now_us(), dry_run=g.dry_run, tz=tz)
     return GateScreen(render.console(), view)
-
-
-def _event_zone(g: Gate) -> str:
-    """The event's IANA zone: people at the gate read its local times."""
-    from ..checkin import event_label
-
-    try:
-        return event_label(g.s, g.event_id)[1]
-    except Exception:  # noqa: BLE001 - times in UTC will do
-        return "UTC"
 
 
 def _answer(
