@@ -23,12 +23,14 @@ from .session import Session
 Progress = Callable[[int, int], None]  # (done, total)
 
 
-def _open_orders(s: Session, eid: int) -> list[int]:
+def _open_orders(s: Session, eid: int) -> dict[int, str]:
+    """The event's orders still to cancel, by id, with their status (PENDING: a hold)."""
     rows = s.conn.execute(
-        "SELECT id FROM orders WHERE event_id = ? AND status IN ('PENDING', 'PAID') ORDER BY id",
+        "SELECT id, status FROM orders WHERE event_id = ? AND status IN ('PENDING', 'PAID')"
+        " ORDER BY id",
         (eid,),
     ).fetchall()
-    return [r["id"] for r in rows]
+    return {r["id"]: r["status"] for r in rows}
 
 
 def _finish_refunds(s: Session, eid: int) -> None:
@@ -108,12 +110,7 @@ def cancel_event(
             )  # fmt: skip
     already = event["status"] == "cancelled"  # a re-run (after a crash, say) is safe: 0
     todo = _open_orders(s, eid)
-    holds = {
-        r["id"]
-        for r in s.conn.execute(
-            "SELECT id FROM orders WHERE event_id = ? AND status = 'PENDING'", (eid,)
-        )
-    }
+    holds = {oid for oid, status in todo.items() if status == "PENDING"}
     done, left, refunds = [], [], []
     for n, oid in enumerate(todo, start=1):
         try:

@@ -94,7 +94,8 @@ def event_update(
     event_id: Annotated[str, typer.Argument(metavar="EVENT_ID")],
     name: Annotated[str | None, typer.Option("--name", help="New name.")] = None,
     starts_at: Annotated[
-        str | None, typer.Option("--starts-at", help="New time, ISO 8601 with offset.")
+        str | None,
+        typer.Option("--starts-at", help="New time: ISO 8601 with offset, or the local time."),
     ] = None,
     venue: Annotated[str | None, typer.Option("--venue", help="New venue ('' clears it).")] = None,
     timezone: Annotated[
