@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 import tickethub_cli as th
 from tickethub_cli import doctor, events, orders
 from tickethub_cli.cli import app
+from tickethub_cli.store.url import is_postgres
 
 OK_CARD = "4242424242424242"
 DECLINED_CARD = "4000000000000002"
@@ -64,7 +65,57 @@ def proc(db: str, *args: str, env: dict[str, str] | None = None, timeout: float 
     return Outcome(done.returncode, done.stdout, done.stderr)
 
 
+def raw_query(db: str, sql: str, *args: object) -> list[tuple[Any, ...]]:
+    """Rows of one statement (`?` placeholders) read straight from the database, bypassing
+    TicketHub: a plain sqlite3 connection, or psycopg for a PostgreSQL URL."""
+    if is_postgres(db):
+        import psycopg
+
+        from tickethub_cli.store.postgres import pg_sql
+
+        with psycopg.connect(db, autocommit=True) as conn:
+            return [tuple(r) for r in conn.execute(pg_sql(sql), args or None).fetchall()]
+    conn = sqlite3.connect(db)
+    try:
+        return [tuple(r) for r in conn.execute(sql, args).fetchall()]
+    finally:
+        conn.close()
+
+
+def raw_execute(db: str, sql: str, *args: object) -> None:
+    """Write straight into the database, bypassing TicketHub (to stage a broken state)."""
+    if is_postgres(db):
+        import psycopg
+
+        from tickethub_cli.store.postgres import pg_sql
+
+        with psycopg.connect(db, autocommit=True) as conn:
+            conn.execute(pg_sql(sql), args or None)
+        return
+    conn = sqlite3.connect(db)
+    try:
+        with conn:
+            conn.execute(sql, args)
+    finally:
+        conn.close()
+
+
 def dump(db: str) -> str:
+    """The whole database as text (to compare before and after a refusal)."""
+    if is_postgres(db):
+        tables = [
+            r[0]
+            for r in raw_query(
+                db,
+                "SELECT table_name FROM information_schema.tables"
+                " WHERE table_schema = current_schema() ORDER BY table_name",
+            )
+        ]
+        lines = []
+        for table in tables:
+            for row in raw_query(db, f"SELECT * FROM {table}"):
+                lines.append(f"{table}: {row!r}")
+        return "\n".join(sorted(lines))
     conn = sqlite3.connect(db)
     try:
         return "\n".join(conn.iterdump())
@@ -73,11 +124,7 @@ def dump(db: str) -> str:
 
 
 def count(db: str, sql: str, *args: object) -> int:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql, args).fetchone()[0]
-    finally:
-        conn.close()
+    return raw_query(db, sql, *args)[0][0]
 
 
 def seed(path: str, *, capacity: int = 10, max_per_order: int = 10) -> dict[str, int]:
@@ -106,13 +153,8 @@ def buy(s: th.Session, items: list[str], **kw: Any) -> orders.OrderResult:
 
 
 def type_counts(db: str, type_id: int) -> tuple[int, int]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(
-            "SELECT sold, held FROM ticket_types WHERE id = ?", (type_id,)
-        ).fetchone()
-    finally:
-        conn.close()
+    sold, held = raw_query(db, "SELECT sold, held FROM ticket_types WHERE id = ?", type_id)[0]
+    return sold, held
 
 
 def healthy(db: str) -> None:

@@ -24,8 +24,8 @@ from tickethub_cli.errors import ErrorCode, TicketHubError
 
 
 @pytest.fixture
-def shop(tmp_path):
-    path = str(tmp_path / "shop.db")
+def shop(make_db):
+    path = make_db("shop")
     ids = seed(path)
     s = th.open_session(path, operator="clerk")
     yield path, ids, s

@@ -1,7 +1,11 @@
-"""Connections, pragmas, migrations and the one transaction helper (the unit of work).
+"""Connections, migrations and the one transaction helper (the unit of work), per backend.
 
-Everything SQLite-specific lives here: the domain modules speak plain SQL through
-`transaction()` / `snapshot()` and never touch pragmas, locking or SQLite error texts.
+A database target is a file path (SQLite, the default) or a `postgresql://` URL
+(`store/postgres.py`, loaded only then). The domain modules speak portable SQL with `?`
+placeholders through `transaction()` / `snapshot()` / `savepoint()` and never touch
+pragmas, locking or driver error texts; both connection kinds offer the same few methods
+(`execute`, `executemany`, `in_transaction`, `begin_write`, `commit`, `begin_read`, …).
+Everything SQLite-specific lives here.
 """
 
 from __future__ import annotations
@@ -14,22 +18,64 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import ErrorCode, TicketHubError
+from .store.url import display, is_postgres
+
+if TYPE_CHECKING:
+    from .store.postgres import PgConnection
 
 SCHEMA_VERSION = 4
 APPLICATION_ID = 0x54484231  # "THB1": marks a file as a TicketHub database
 DEFAULT_BUSY_BUDGET_S = 10.0
 
 
-class Connection(sqlite3.Connection):
+class Row(Protocol):
+    """A result row: by position or by column name (sqlite3.Row, store.postgres.Row)."""
+
+    def __getitem__(self, key: Any) -> Any: ...
+    def keys(self) -> list[str]: ...
+
+
+class Connection(Protocol):
+    """What the services may use of a connection, on either backend."""
+
+    path: str
+    busy_budget_s: float
+    dialect: str
+
+    def execute(self, sql: str, params: Any = ..., /) -> Any: ...
+    def executemany(self, sql: str, rows: Any, /) -> Any: ...
+    @property
+    def in_transaction(self) -> bool: ...
+    def close(self) -> None: ...
+
+
+class SqliteConnection(sqlite3.Connection):
     """An SQLite connection that knows its file (for error messages) and how long its
     writes wait for the lock: per connection, not per process, so sessions with different
     settings can share a process."""
 
     path: str = "database"
     busy_budget_s: float = DEFAULT_BUSY_BUDGET_S
+    dialect = "sqlite"
+
+    def begin_write(self) -> None:
+        _begin_immediate(self, self.busy_budget_s)
+
+    def commit(self) -> None:  # replaces sqlite3's commit(): ours waits out a busy lock
+        _commit(self, self.busy_budget_s)
+
+    def rollback(self) -> None:
+        if self.in_transaction:
+            self.execute("ROLLBACK")
+
+    def begin_read(self) -> None:
+        self.execute("BEGIN")
+
+    def script(self, sql: str) -> None:
+        _executescript_in_tx(self, sql)
 
 
 def busy_budget(conn: sqlite3.Connection | None = None) -> float:
@@ -37,12 +83,12 @@ def busy_budget(conn: sqlite3.Connection | None = None) -> float:
     return getattr(conn, "busy_budget_s", DEFAULT_BUSY_BUDGET_S)
 
 
-def schema_sql() -> str:
+def schema_sql(dialect: str = "sqlite") -> str:
     """The whole current schema (a new database gets it at once): the packaged copy when
     installed, the repository's top-level file otherwise."""
     from importlib import resources  # only init needs the schema text
 
-    name = "schema.sql"
+    name = "schema.sql" if dialect == "sqlite" else f"schema.{dialect}.sql"
     try:
         return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
     except (FileNotFoundError, OSError):
@@ -118,7 +164,7 @@ def _configure(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA synchronous = FULL")
 
 
-def _raw_connect(path: str, mode: str, busy_budget_s: float | None) -> Connection:
+def _raw_connect(path: str, mode: str, busy_budget_s: float | None) -> SqliteConnection:
     # percent-encode the name's bytes: a URI would misread %, ? and #, and a name that is
     # not UTF-8 (surrogates from argv) could not be passed as text at all
     from urllib.parse import quote_from_bytes  # already loaded by pathlib
@@ -128,7 +174,7 @@ def _raw_connect(path: str, mode: str, busy_budget_s: float | None) -> Connectio
     # check_same_thread=False: a server may open a session in one thread and run its request
     # in another (one at a time; SQLite's serialized mode makes that safe)
     conn = sqlite3.connect(
-        uri, uri=True, isolation_level=None, factory=Connection, check_same_thread=False
+        uri, uri=True, isolation_level=None, factory=SqliteConnection, check_same_thread=False
     )
     conn.row_factory = sqlite3.Row
     conn.path = path
@@ -140,6 +186,8 @@ def _raw_connect(path: str, mode: str, busy_budget_s: float | None) -> Connectio
 def connect(path: str, busy_budget_s: float | None = None) -> Connection:
     """Open an existing TicketHub database; never creates a file. Its writes wait
     `busy_budget_s` for the lock (DEFAULT_BUSY_BUDGET_S when None)."""
+    if is_postgres(path):
+        return _pg_connect(path, busy_budget_s)
     if not os.path.exists(path):
         raise TicketHubError(
             ErrorCode.NOT_FOUND,
@@ -182,12 +230,49 @@ def _require_regular_file(path: str) -> None:
 
 def connect_external(path: str, busy_budget_s: float | None = None) -> Connection:
     """A connection of its own for records that stand in for an external system (the mock
-    provider's ledger): it commits without its own fsync (synchronous=NORMAL). Such records
-    survive a crash of this process, and our next durable commit's fsync puts them on disk
-    too; a real provider keeps its own books the same way, apart from ours."""
+    provider's ledger): it commits without its own fsync (synchronous=NORMAL; on PostgreSQL
+    synchronous_commit=off). Such records survive a crash of this process, and our next
+    durable commit's fsync puts them on disk too; a real provider keeps its own books the
+    same way, apart from ours."""
+    if is_postgres(path):
+        return _pg_connect(path, busy_budget_s, external=True)
     conn = connect(path, busy_budget_s)
     conn.execute("PRAGMA synchronous = NORMAL")
     return conn
+
+
+def _pg_connect(
+    target: str, busy_budget_s: float | None, *, external: bool = False
+) -> PgConnection:
+    from .store import postgres
+
+    conn = postgres.connect(target, _budget(busy_budget_s), external=external)
+    try:
+        app, version = postgres.identity(conn)
+        if app is None and version == 0:
+            raise TicketHubError(
+                ErrorCode.NOT_FOUND,
+                f"database {conn.path} has no TicketHub box office yet",
+                field="db",
+                hint="create it first (init)",
+            )
+        _check_identity(conn.path, APPLICATION_ID if app == postgres.APPLICATION else 0, version)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _budget(busy_budget_s: float | None) -> float:
+    return DEFAULT_BUSY_BUDGET_S if busy_budget_s is None else busy_budget_s
+
+
+def schema_version(conn: Connection) -> int:
+    """The schema version the database is at (PRAGMA user_version; `meta` on PostgreSQL)."""
+    if conn.dialect == "sqlite":
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
 
 
 def _identity(conn: sqlite3.Connection) -> tuple[int, int]:
@@ -215,6 +300,8 @@ def _check_identity(path: str, app_id: int, version: int) -> None:
 
 def init(path: str, busy_budget_s: float | None = None) -> tuple[Connection, int, bool]:
     """Create or migrate a database; idempotent. Returns (conn, schema_version, created)."""
+    if is_postgres(path):
+        return _pg_init(path, busy_budget_s)
     created = False
     if not os.path.exists(path):
         parent = os.path.dirname(os.path.abspath(path))
@@ -248,6 +335,37 @@ def init(path: str, busy_budget_s: float | None = None) -> tuple[Connection, int
         conn.execute("PRAGMA busy_timeout = 0")
     except sqlite3.Error as exc:
         raise _db_error(exc, path) from None
+    return conn, version, created
+
+
+def _pg_init(target: str, busy_budget_s: float | None) -> tuple[Connection, int, bool]:
+    """PostgreSQL: the database must exist on the server (an operator creates it); init
+    puts the schema into its current schema, under the write lock, once."""
+    from .store import postgres
+
+    conn = postgres.connect(target, _budget(busy_budget_s))
+    try:
+        with transaction(conn):
+            app, version = postgres.identity(conn)
+            created = app is None and version == 0
+            if created and postgres.has_tables(conn):
+                raise TicketHubError(
+                    ErrorCode.DB_ERROR,
+                    f"{conn.path} has tables but is not a TicketHub database; refusing to touch it",
+                    hint="name an empty database (createdb), or another schema",
+                )
+            if not created and app != postgres.APPLICATION:
+                raise TicketHubError(ErrorCode.DB_ERROR, f"{conn.path} is not a TicketHub database")
+            if version > SCHEMA_VERSION:
+                _check_identity(conn.path, APPLICATION_ID, version)
+            if created:
+                conn.script(schema_sql("postgresql"))
+                version = SCHEMA_VERSION
+            # (no PostgreSQL migrations yet: the first PostgreSQL schema is version 4)
+            postgres.set_identity(conn, version)
+    except BaseException:
+        conn.close()
+        raise
     return conn, version, created
 
 
@@ -306,23 +424,22 @@ def _commit(conn: sqlite3.Connection, budget: float) -> None:
 
 
 @contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One unit of work: BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
+def transaction(conn: Any) -> Iterator[Any]:
+    """One unit of work, holding the database's write lock (SQLite: BEGIN IMMEDIATE;
+    PostgreSQL: BEGIN and the advisory write lock) … COMMIT, rolled back on any exception."""
     if conn.in_transaction:
         raise RuntimeError("transaction() does not nest")
-    budget = busy_budget(conn)
-    _begin_immediate(conn, budget)
+    conn.begin_write()
     try:
         yield conn
-        _commit(conn, budget)
+        conn.commit()
     except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        conn.rollback()
         raise
 
 
 @contextmanager
-def savepoint(conn: sqlite3.Connection, name: str = "step") -> Iterator[sqlite3.Connection]:
+def savepoint(conn: Any, name: str = "step") -> Iterator[Any]:
     """A nested unit inside an open transaction: on an exception only its own work is undone
     and the exception goes on; the transaction stays open."""
     if not conn.in_transaction:
@@ -338,12 +455,13 @@ def savepoint(conn: sqlite3.Connection, name: str = "step") -> Iterator[sqlite3.
 
 
 @contextmanager
-def snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """A consistent read of several statements (WAL readers never block writers)."""
+def snapshot(conn: Any) -> Iterator[Any]:
+    """A consistent read of several statements (WAL readers, and PostgreSQL's, never block
+    writers)."""
     if conn.in_transaction:
         yield conn
         return
-    conn.execute("BEGIN")
+    conn.begin_read()
     try:
         yield conn
     finally:
@@ -351,17 +469,22 @@ def snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
             conn.execute("COMMIT")
 
 
-def translate(exc: sqlite3.Error, where: str | sqlite3.Connection | None = None) -> TicketHubError:
-    """Map an SQLite error that escaped the domain code to a typed error, naming the file
-    (`where`: its path, or the connection it came from)."""
+Error = sqlite3.Error  # what a driver raises past the services (PostgreSQL's are mapped already)
+
+
+def translate(exc: BaseException, where: Any = None) -> TicketHubError:
+    """Map a database error that escaped the domain code to a typed error, naming the
+    database (`where`: its path or URL, or the connection it came from)."""
+    if isinstance(exc, TicketHubError):
+        return exc
     path = where if isinstance(where, str) or where is None else getattr(where, "path", None)
-    return _db_error(exc, path)
+    return _db_error(exc, display(path) if path else None)  # type: ignore[arg-type]
 
 
 _LATER = "write_later"  # key of a group's deferred rows (see write_later)
 
 
-def write_later(group: dict[Any, Any] | None, conn: sqlite3.Connection, sql: str, row: Any) -> None:
+def write_later(group: dict[Any, Any] | None, conn: Connection, sql: str, row: Any) -> None:
     """An append-only INSERT that nothing in the same transaction reads back (a scan-log
     or audit row): inside a group commit (`group`, see store.writer.run_units) it is kept
     and written with the group's other rows of that statement in one `executemany` before
@@ -379,7 +502,7 @@ def drop_later(group: dict[Any, Any] | None) -> None:
         group.pop(_LATER, None)
 
 
-def flush_later(group: dict[Any, Any] | None, conn: sqlite3.Connection) -> None:
+def flush_later(group: dict[Any, Any] | None, conn: Connection) -> None:
     """Write the rows `write_later` kept, in the order they were kept (per statement)."""
     pending = group.pop(_LATER, None) if group is not None else None
     if not pending:

@@ -36,9 +36,10 @@ CHECKS: list[tuple[str, str, str]] = [
     ),
     (
         "held_matches_pending",
-        "SELECT t.id, t.held, (SELECT coalesce(sum(l.quantity), 0) FROM order_lines l"
-        " JOIN orders o ON o.id = l.order_id WHERE l.ticket_type_id = t.id"
-        " AND o.status = 'PENDING') AS n FROM ticket_types t WHERE t.held <> n",
+        # (a select-list alias cannot be used in WHERE on PostgreSQL: filter outside)
+        "SELECT * FROM (SELECT t.id, t.held, (SELECT coalesce(sum(l.quantity), 0)"
+        " FROM order_lines l JOIN orders o ON o.id = l.order_id WHERE l.ticket_type_id = t.id"
+        " AND o.status = 'PENDING') AS n FROM ticket_types t) x WHERE held <> n",
         "ticket type {id}: held is {held} but PENDING orders hold {n}",
     ),
     (
@@ -49,17 +50,18 @@ CHECKS: list[tuple[str, str, str]] = [
     ),
     (
         "paid_orders_have_tickets",
-        "SELECT o.id, (SELECT coalesce(sum(quantity), 0) FROM order_lines l"
+        "SELECT * FROM (SELECT o.id, (SELECT coalesce(sum(quantity), 0) FROM order_lines l"
         " WHERE l.order_id = o.id) AS seats, (SELECT count(*) FROM tickets k"
         " WHERE k.order_id = o.id AND k.status = 'valid') AS n"
-        " FROM orders o WHERE o.status = 'PAID' AND seats <> n",
+        " FROM orders o WHERE o.status = 'PAID') x WHERE seats <> n",
         "PAID order {id} has {n} valid tickets for {seats} seats",
     ),
     (
         "audit_matches_status",
-        "SELECT o.id, o.status, (SELECT a.to_state FROM audit_log a WHERE a.entity = 'order'"
-        " AND a.entity_id = o.id AND a.to_state IS NOT NULL ORDER BY a.id DESC LIMIT 1) AS last"
-        " FROM orders o WHERE last IS NULL OR last <> o.status",
+        "SELECT * FROM (SELECT o.id, o.status, (SELECT a.to_state FROM audit_log a"
+        " WHERE a.entity = 'order' AND a.entity_id = o.id AND a.to_state IS NOT NULL"
+        " ORDER BY a.id DESC LIMIT 1) AS last FROM orders o) x"
+        " WHERE last IS NULL OR last <> status",
         "order {id} is {status} but its audit trail ends in {last}",
     ),
     (

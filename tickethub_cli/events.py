@@ -68,9 +68,9 @@ def create_event(
     with transaction(s.conn) as c:
         event_id = c.execute(
             "INSERT INTO events (name, venue, starts_at, currency, timezone, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
             (name, venue, starts, cur, zone, clock.now_text()),
-        ).lastrowid
+        ).fetchone()[0]
         audit.record(c, s.operator, "event", event_id, "create", data={"name": name})
     return get_event(s, event_id)
 
@@ -192,9 +192,9 @@ def add_ticket_type(
         now = clock.now_text()
         type_id = c.execute(
             "INSERT INTO ticket_types (event_id, name, price_minor, capacity, max_per_order,"
-            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (eid, name, price_minor, cap, mpo, now, now),
-        ).lastrowid
+        ).fetchone()[0]
         audit.record(
             c,
             s.operator,

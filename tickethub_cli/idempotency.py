@@ -257,7 +257,7 @@ def store_response(s: Session, key: str, digest: str, status: int, body: bytes) 
     """Keep a key's first response (inside the caller's unit of work); a later one is
     ignored, so every replay shows the first."""
     s.conn.execute(
-        "INSERT OR IGNORE INTO http_responses (key, request_sha256, status, body, created_at)"
-        " VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO http_responses (key, request_sha256, status, body, created_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
         (key, digest, status, body.decode("utf-8"), clock.now_text()),
     )

@@ -468,9 +468,9 @@ def _reserve(
     order_id = conn.execute(
         "INSERT INTO orders (event_id, status, email, name, currency, total_minor,"
         " idempotency_key, pay_method, hold_expires_us, created_at, updated_at)"
-        " VALUES (?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, 'PENDING', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (event_ids[0], req.email, req.name, currency, total, key, req.pay, expires, now, now),
-    ).lastrowid
+    ).fetchone()[0]
     assert order_id is not None
     conn.executemany(
         "INSERT INTO order_lines (order_id, ticket_type_id, quantity, unit_price_minor)"

@@ -205,9 +205,9 @@ def open_attempt(
     now = clock.now_text()
     payment_id = conn.execute(
         "INSERT INTO payments (order_id, method, amount_minor, status, provider_ref, card_last4,"
-        " created_at, updated_at) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)",
+        " created_at, updated_at) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?) RETURNING id",
         (order_id, method, amount, ref, card[-4:] if card else None, now, now),
-    ).lastrowid
+    ).fetchone()[0]
     assert payment_id is not None
     return payment_id, ref
 
@@ -252,9 +252,9 @@ def record_notified(conn: sqlite3.Connection, order_id: int, amount: int, ref: s
     now = clock.now_text()
     payment_id = conn.execute(
         "INSERT INTO payments (order_id, method, amount_minor, status, provider_ref, created_at,"
-        " updated_at) VALUES (?, 'card', ?, 'captured', ?, ?, ?)",
+        " updated_at) VALUES (?, 'card', ?, 'captured', ?, ?, ?) RETURNING id",
         (order_id, amount, ref, now, now),
-    ).lastrowid
+    ).fetchone()[0]
     assert payment_id is not None
     return get(conn, payment_id)
 

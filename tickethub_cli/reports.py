@@ -106,6 +106,14 @@ def _admissions_per_bucket(c: sqlite3.Connection, eid: int) -> list[dict[str, An
     ]
 
 
+# one JSON array of a group's values, per dialect (PostgreSQL's comes back parsed)
+_JSON_ARRAY = {"sqlite": "json_group_array", "postgresql": "json_agg"}
+
+
+def _json_list(value: Any) -> list[Any]:
+    return json.loads(value) if isinstance(value, str) else list(value)
+
+
 def _multi_gate(c: sqlite3.Connection, eid: int) -> list[dict[str, Any]]:
     """Fraud signals: one ticket tried at several gates (a shared screenshot), or one forged
     well-formed code (UNKNOWN: a typo cannot pass the check character) tried at several."""
@@ -113,15 +121,16 @@ def _multi_gate(c: sqlite3.Connection, eid: int) -> list[dict[str, Any]]:
         {
             "ticket_id": r["ticket_id"],
             "code": None if r["ticket_id"] is not None else r["input"],
-            "gates": json.loads(r["gates"]),
+            "gates": sorted(_json_list(r["gates"])),
             "attempts": r["attempts"],
         }
         for r in c.execute(
             "SELECT ticket_id, min(input) AS input,"
-            " json_group_array(DISTINCT coalesce(gate, '-')) AS gates, count(*) AS attempts"
+            f" {_JSON_ARRAY[c.dialect]}(DISTINCT coalesce(gate, '-')) AS gates,"
+            " count(*) AS attempts"
             " FROM scans WHERE event_id = ? AND dry_run = 0"
             " AND (ticket_id IS NOT NULL OR result = 'UNKNOWN')"
-            " GROUP BY coalesce(ticket_id, input)"
+            " GROUP BY ticket_id, CASE WHEN ticket_id IS NULL THEN input END"
             " HAVING count(DISTINCT coalesce(gate, '-')) > 1 ORDER BY attempts DESC LIMIT 50",
             (eid,),
         )

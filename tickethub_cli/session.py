@@ -70,7 +70,7 @@ class Session:
             self.conn.execute("COMMIT")
 
     def schema_version(self) -> int:
-        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+        return db.schema_version(self.conn)
 
     def close(self) -> None:
         """Close the connection and the provider's; safe to call twice."""

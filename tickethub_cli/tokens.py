@@ -64,9 +64,9 @@ def create_token(
                 raise not_found("event", eid)
         token_id = c.execute(
             "INSERT INTO api_tokens (role, event_id, name, secret_sha256, created_at)"
-            " VALUES (?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?) RETURNING id",
             (role, eid, label, _hash(secret), clock.now_text()),
-        ).lastrowid
+        ).fetchone()[0]
         audit.record(
             c, s.operator, "token", token_id, "create", data={"role": role, "event_id": eid}
         )
