@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 from . import clock
-from .db import write_later
+from .db import Connection, write_later
 
 _INSERT = (
     "INSERT INTO audit_log (at, operator, entity, entity_id, action, from_state, to_state,"
@@ -16,7 +15,7 @@ _INSERT = (
 
 
 def record(
-    conn: sqlite3.Connection,
+    conn: Connection,
     operator: str,
     entity: str,
     entity_id: int | None,
@@ -50,7 +49,7 @@ def record(
     )
 
 
-def history(conn: sqlite3.Connection, entity: str, entity_id: int) -> list[dict[str, Any]]:
+def history(conn: Connection, entity: str, entity_id: int) -> list[dict[str, Any]]:
     rows = conn.execute(
         "SELECT from_state, to_state, at, operator, reason, action FROM audit_log"
         " WHERE entity = ? AND entity_id = ? AND to_state IS NOT NULL ORDER BY id",

@@ -469,7 +469,8 @@ def snapshot(conn: Any) -> Iterator[Any]:
             conn.execute("COMMIT")
 
 
-Error = sqlite3.Error  # what a driver raises past the services (PostgreSQL's are mapped already)
+DatabaseError = sqlite3.Error  # what a driver may raise past the services (PostgreSQL errors are
+# mapped to TicketHubError where they happen)
 
 
 def translate(exc: BaseException, where: Any = None) -> TicketHubError:

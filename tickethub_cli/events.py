@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from . import audit, clock, money
 from . import validation as v
-from .db import snapshot, transaction
+from .db import Connection, Row, snapshot, transaction
 from .errors import ErrorCode, TicketHubError, invalid, not_found, ref
 from .session import Session
 
@@ -17,7 +16,7 @@ _TYPE_COLUMNS = (
 )
 
 
-def _event_dict(row: sqlite3.Row) -> dict[str, Any]:
+def _event_dict(row: Row) -> dict[str, Any]:
     return {
         "id": row["id"],
         "name": row["name"],
@@ -31,7 +30,7 @@ def _event_dict(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def _type_dict(row: sqlite3.Row, currency: str) -> dict[str, Any]:
+def _type_dict(row: Row, currency: str) -> dict[str, Any]:
     return {
         "id": row["id"],
         "event_id": row["event_id"],
@@ -120,7 +119,7 @@ def update_event(
     return get_event(s, eid)
 
 
-def event_row(conn: sqlite3.Connection, event_id: int) -> sqlite3.Row:
+def event_row(conn: Connection, event_id: int) -> Row:
     row = conn.execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchone()
     if row is None:
         raise not_found("event", event_id)
@@ -217,7 +216,7 @@ def _refuse_called_off(event_id: int, status: str) -> None:
 
 
 def _refuse_twin_name(
-    conn: sqlite3.Connection, event_id: int, name: str, *, but: int | None = None
+    conn: Connection, event_id: int, name: str, *, but: int | None = None
 ) -> None:
     """Two types of one event named alike ("VIP" and "vip ") cannot be told apart at the
     desk or in a report: the second is refused, the first can be changed instead."""

@@ -18,13 +18,13 @@ import json
 import os
 import secrets
 import socket
-import sqlite3
 import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import clock
 from . import validation as v
+from .db import Connection, Row
 from .errors import invalid
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ class KeyRecord:
         return self.recovery_point == "finished"
 
 
-def _record(row: sqlite3.Row | None) -> KeyRecord | None:
+def _record(row: Row | None) -> KeyRecord | None:
     if row is None:
         return None
     return KeyRecord(
@@ -141,13 +141,13 @@ _COLUMNS = (
 )
 
 
-def get(conn: sqlite3.Connection, key: str) -> KeyRecord | None:
+def get(conn: Connection, key: str) -> KeyRecord | None:
     return _record(
         conn.execute(f"SELECT {_COLUMNS} FROM idempotency_keys WHERE key = ?", (key,)).fetchone()
     )
 
 
-def for_order(conn: sqlite3.Connection, order_id: int) -> KeyRecord | None:
+def for_order(conn: Connection, order_id: int) -> KeyRecord | None:
     """The key of an order, by the order's own column (the key's primary key: no scan)."""
     return _record(
         conn.execute(
@@ -158,9 +158,7 @@ def for_order(conn: sqlite3.Connection, order_id: int) -> KeyRecord | None:
     )
 
 
-def insert(
-    conn: sqlite3.Connection, key: str, fp: str, order_id: int, *, lease: Lease | None
-) -> None:
+def insert(conn: Connection, key: str, fp: str, order_id: int, *, lease: Lease | None) -> None:
     """A new key: finished at once (no lease: a PENDING order to pay later), or held by
     `lease` while its purchase goes on."""
     now_us, now = clock.now_us(), clock.now_text()
@@ -214,7 +212,7 @@ def holder_alive(rec: KeyRecord, now_us: int, lease: Lease | None = None) -> boo
     return _pid_alive(pid)
 
 
-def claim(conn: sqlite3.Connection, key: str, lease: Lease, point: str = "reserved") -> None:
+def claim(conn: Connection, key: str, lease: Lease, point: str = "reserved") -> None:
     """Take the key's lease for `lease`'s unit of work (the caller checked holder_alive)."""
     now_us = clock.now_us()
     conn.execute(
@@ -224,7 +222,7 @@ def claim(conn: sqlite3.Connection, key: str, lease: Lease, point: str = "reserv
     )
 
 
-def release(conn: sqlite3.Connection, key: str) -> None:
+def release(conn: Connection, key: str) -> None:
     """Let go of the lease without finishing (outcome unknown: a retry may resume at once)."""
     conn.execute(
         "UPDATE idempotency_keys SET locked_by = NULL, locked_until_us = NULL,"
@@ -233,9 +231,7 @@ def release(conn: sqlite3.Connection, key: str) -> None:
     )
 
 
-def finish(
-    conn: sqlite3.Connection, key: str, code: str | None = None, message: str | None = None
-) -> None:
+def finish(conn: Connection, key: str, code: str | None = None, message: str | None = None) -> None:
     conn.execute(
         "UPDATE idempotency_keys SET recovery_point = 'finished', locked_by = NULL,"
         " locked_until_us = NULL, result_code = ?, result_message = ?, last_seen_us = ?,"

@@ -3,12 +3,13 @@ never take a counter past capacity or below zero; the schema's CHECKs are the ba
 
 from __future__ import annotations
 
-import sqlite3
+from typing import Any
 
 from . import clock
+from .db import Connection
 
 
-def hold(conn: sqlite3.Connection, type_id: int, quantity: int) -> bool:
+def hold(conn: Connection, type_id: int, quantity: int) -> bool:
     """Hold seats for a PENDING order; False when fewer than `quantity` are available."""
     cur = conn.execute(
         "UPDATE ticket_types SET held = held + ?, updated_at = ?"
@@ -18,7 +19,7 @@ def hold(conn: sqlite3.Connection, type_id: int, quantity: int) -> bool:
     return cur.rowcount == 1
 
 
-def release(conn: sqlite3.Connection, type_id: int, quantity: int) -> None:
+def release(conn: Connection, type_id: int, quantity: int) -> None:
     """Give held seats back (order failed, cancelled or expired)."""
     _must(
         conn.execute(
@@ -29,7 +30,7 @@ def release(conn: sqlite3.Connection, type_id: int, quantity: int) -> None:
     )
 
 
-def sell(conn: sqlite3.Connection, type_id: int, quantity: int) -> None:
+def sell(conn: Connection, type_id: int, quantity: int) -> None:
     """Turn held seats into sold ones (order paid)."""
     _must(
         conn.execute(
@@ -41,7 +42,7 @@ def sell(conn: sqlite3.Connection, type_id: int, quantity: int) -> None:
     )
 
 
-def unsell(conn: sqlite3.Connection, type_id: int, quantity: int) -> None:
+def unsell(conn: Connection, type_id: int, quantity: int) -> None:
     """Give sold seats back (paid order cancelled and refunded)."""
     _must(
         conn.execute(
@@ -57,6 +58,6 @@ class CounterDrift(RuntimeError):
     back and `doctor` will show the cause."""
 
 
-def _must(cur: sqlite3.Cursor, what: str) -> None:
+def _must(cur: Any, what: str) -> None:
     if cur.rowcount != 1:
         raise CounterDrift(f"cannot {what}: counters disagree with orders")

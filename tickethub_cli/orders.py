@@ -14,13 +14,12 @@ PENDING order or is refunded once; a failure fails the order or leaves it to its
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from . import audit, clock, faults, idempotency, inventory, money, payments, tickets
 from . import validation as v
-from .db import savepoint, snapshot, transaction, translate
+from .db import Connection, DatabaseError, Row, savepoint, snapshot, transaction, translate
 from .errors import ErrorCode, TicketHubError, invalid, invalid_state, not_found, ref
 from .idempotency import Lease
 from .order_requests import (
@@ -48,14 +47,14 @@ class OrderResult:
 # ---------------------------------------------------------------------------------- reading
 
 
-def order_row(conn: sqlite3.Connection, order_id: int) -> sqlite3.Row:
+def order_row(conn: Connection, order_id: int) -> Row:
     row = conn.execute("SELECT * FROM orders WHERE id = ?", (order_id,)).fetchone()
     if row is None:
         raise not_found("order", order_id)
     return row
 
 
-def _lines(conn: sqlite3.Connection, order_id: int) -> list[sqlite3.Row]:
+def _lines(conn: Connection, order_id: int) -> list[Row]:
     return conn.execute(
         "SELECT ticket_type_id, quantity, unit_price_minor FROM order_lines WHERE order_id = ?"
         " ORDER BY ticket_type_id",
@@ -63,7 +62,7 @@ def _lines(conn: sqlite3.Connection, order_id: int) -> list[sqlite3.Row]:
     ).fetchall()
 
 
-def _named_lines(conn: sqlite3.Connection, order_id: int) -> list[sqlite3.Row]:
+def _named_lines(conn: Connection, order_id: int) -> list[Row]:
     """The lines with their type's name, and the event's name and zone riding on each (one
     query: what people read beside the ids)."""
     return conn.execute(
@@ -75,7 +74,7 @@ def _named_lines(conn: sqlite3.Connection, order_id: int) -> list[sqlite3.Row]:
     ).fetchall()
 
 
-def order_dict(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
+def order_dict(conn: Connection, row: Row) -> dict[str, Any]:
     oid = row["id"]
     paid = payments.for_order(conn, oid)
     lines = _named_lines(conn, oid)
@@ -125,7 +124,7 @@ def order_dict(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def _payment_state(attempts: list[sqlite3.Row]) -> str | None:
+def _payment_state(attempts: list[Row]) -> str | None:
     """The open attempt's state in the words of version 1: charging, unknown or None."""
     for p in attempts:
         if p["status"] in payments.OPEN:
@@ -203,7 +202,7 @@ def _cursor(value: object) -> int:
     return int(text)
 
 
-def _summary(r: sqlite3.Row) -> dict[str, Any]:
+def _summary(r: Row) -> dict[str, Any]:
     return {
         "id": r["id"],
         "status": r["status"],
@@ -227,9 +226,9 @@ def _summary(r: sqlite3.Row) -> dict[str, Any]:
 
 
 def _set_status(
-    conn: sqlite3.Connection,
+    conn: Connection,
     operator: str,
-    row: sqlite3.Row,
+    row: Row,
     to: str,
     reason: str | None,
     *,
@@ -255,9 +254,9 @@ def _set_status(
 
 
 def mark_paid(
-    conn: sqlite3.Connection,
+    conn: Connection,
     operator: str,
-    row: sqlite3.Row,
+    row: Row,
     *,
     method: str,
     reason: str | None = None,
@@ -271,9 +270,7 @@ def mark_paid(
     _set_status(conn, operator, row, "PAID", reason, pay_method=method)
 
 
-def release_pending(
-    conn: sqlite3.Connection, operator: str, row: sqlite3.Row, to: str, reason: str
-) -> None:
+def release_pending(conn: Connection, operator: str, row: Row, to: str, reason: str) -> None:
     """PENDING → FAILED or CANCELLED: the hold goes back to the pool."""
     for ln in _lines(conn, row["id"]):
         inventory.release(conn, ln["ticket_type_id"], ln["quantity"])
@@ -281,7 +278,7 @@ def release_pending(
     finish_key(conn, row["id"])
 
 
-def hold_expired(conn: sqlite3.Connection, row: sqlite3.Row) -> bool:
+def hold_expired(conn: Connection, row: Row) -> bool:
     """A PENDING order's hold has run out, and no payment of it is in flight."""
     return (
         row["status"] == "PENDING"
@@ -290,9 +287,7 @@ def hold_expired(conn: sqlite3.Connection, row: sqlite3.Row) -> bool:
     )
 
 
-def expire_holds(
-    conn: sqlite3.Connection, operator: str, type_ids: list[int] | None = None
-) -> list[int]:
+def expire_holds(conn: Connection, operator: str, type_ids: list[int] | None = None) -> list[int]:
     """End every PENDING order whose hold ran out with no payment in flight."""
     sql = (
         "SELECT * FROM orders WHERE status = 'PENDING' AND hold_expires_us <= ?"
@@ -314,7 +309,7 @@ def expire_holds(
     return [row["id"] for row in expired]
 
 
-def finish_key(conn: sqlite3.Connection, order_id: int) -> None:
+def finish_key(conn: Connection, order_id: int) -> None:
     """Once an order is final, its key replays that end (an error for a FAILED order)."""
     row = conn.execute(
         "SELECT o.status, k.key FROM orders o JOIN idempotency_keys k ON k.key = o.idempotency_key"
@@ -398,7 +393,7 @@ def run_refunds(s: Session, order_id: int | None = None) -> list[int]:
 # ------------------------------------------------------------------------------ the flow
 
 
-def _hold_minutes(conn: sqlite3.Connection, requested: float | None) -> float:
+def _hold_minutes(conn: Connection, requested: float | None) -> float:
     if requested is not None:
         return requested
     row = conn.execute("SELECT value FROM meta WHERE key = 'hold_minutes'").fetchone()
@@ -647,7 +642,7 @@ def _purchase_group(
                 faults.busy_point("busy_after_charge")
                 for i, p in live.items():
                     settled[i] = _settle_in_tx(s, p, charges[i])
-    except (TicketHubError, sqlite3.Error) as exc:
+    except (TicketHubError, DatabaseError) as exc:
         for i, p in live.items():
             outcomes[i] = _after_charge_failure(s, p, exc)
         live = {}
@@ -808,13 +803,13 @@ def _complete(s: Session, plan: _Plan) -> OrderResult:
         with transaction(s.conn):
             faults.busy_point("busy_after_charge")
             order = _settle_in_tx(s, plan, result)
-    except (TicketHubError, sqlite3.Error) as exc:
+    except (TicketHubError, DatabaseError) as exc:
         raise _after_charge_failure(s, plan, exc) from None
     return _finish(s, plan, result, order)
 
 
 def _after_charge_failure(
-    s: Session, plan: _Plan, exc: TicketHubError | sqlite3.Error
+    s: Session, plan: _Plan, exc: TicketHubError | DatabaseError
 ) -> TicketHubError:
     """The settlement failed after the provider may have taken money: never say that nothing
     changed. Name the order and the key; a retry with the key finishes without a new charge."""
@@ -912,7 +907,7 @@ def cancel_order(
     return get_order(s, oid)
 
 
-def _refuse_cancel(conn: sqlite3.Connection, row: sqlite3.Row, force: bool) -> None:
+def _refuse_cancel(conn: Connection, row: Row, force: bool) -> None:
     oid = row["id"]
     if row["status"] not in ("PENDING", "PAID"):
         raise invalid_state(

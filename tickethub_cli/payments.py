@@ -23,12 +23,11 @@ of ours, and reaches the disk with our next commit.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from . import audit, clock, faults, money
-from .db import transaction
+from .db import Connection, Row, transaction
 
 ChargeStatus = Literal["captured", "declined", "unknown", "voided", "refunded"]
 OPEN = ("pending", "unknown")  # a payment still being taken, or whose outcome is unknown
@@ -78,7 +77,7 @@ class MockProvider:
     """Test cards: 4242… succeeds, 4000000000000002 is declined, 4000000000000119 times out
     (unknown outcome; a later look-up finds it captured). Any other valid number succeeds."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn  # its own connection: the provider keeps its books apart from ours
 
     def close(self) -> None:
@@ -185,7 +184,7 @@ def ref_for(order_id: int, number: int) -> str:
 
 
 def open_attempt(
-    conn: sqlite3.Connection,
+    conn: Connection,
     order_id: int,
     method: str,
     amount: int,
@@ -212,7 +211,7 @@ def open_attempt(
     return payment_id, ref
 
 
-def get(conn: sqlite3.Connection, payment_id: int) -> sqlite3.Row:
+def get(conn: Connection, payment_id: int) -> Row:
     """A payment, with its order's currency (the provider is asked in it)."""
     row = conn.execute(
         "SELECT p.*, o.currency FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.id = ?",
@@ -222,7 +221,7 @@ def get(conn: sqlite3.Connection, payment_id: int) -> sqlite3.Row:
     return row
 
 
-def open_for(conn: sqlite3.Connection, order_id: int) -> sqlite3.Row | None:
+def open_for(conn: Connection, order_id: int) -> Row | None:
     """The order's payment that is still being taken or whose outcome is unknown."""
     return conn.execute(
         "SELECT * FROM payments WHERE order_id = ? AND status IN ('pending', 'unknown')",
@@ -230,13 +229,13 @@ def open_for(conn: sqlite3.Connection, order_id: int) -> sqlite3.Row | None:
     ).fetchone()
 
 
-def for_order(conn: sqlite3.Connection, order_id: int) -> list[sqlite3.Row]:
+def for_order(conn: Connection, order_id: int) -> list[Row]:
     return conn.execute(
         "SELECT * FROM payments WHERE order_id = ? ORDER BY id", (order_id,)
     ).fetchall()
 
 
-def settle(conn: sqlite3.Connection, payment: sqlite3.Row, status: str) -> bool:
+def settle(conn: Connection, payment: Row, status: str) -> bool:
     """An open attempt gets its final status (captured, declined, voided) or becomes
     unknown; False when someone else settled it first (the caller then reads what stands)."""
     cur = conn.execute(
@@ -247,7 +246,7 @@ def settle(conn: sqlite3.Connection, payment: sqlite3.Row, status: str) -> bool:
     return cur.rowcount == 1
 
 
-def record_notified(conn: sqlite3.Connection, order_id: int, amount: int, ref: str) -> sqlite3.Row:
+def record_notified(conn: Connection, order_id: int, amount: int, ref: str) -> Row:
     """A capture the provider told us about (a success callback) for no attempt of ours."""
     now = clock.now_text()
     payment_id = conn.execute(
@@ -259,7 +258,7 @@ def record_notified(conn: sqlite3.Connection, order_id: int, amount: int, ref: s
     return get(conn, payment_id)
 
 
-def find_known_capture(conn: sqlite3.Connection, order_id: int, amount: int) -> sqlite3.Row | None:
+def find_known_capture(conn: Connection, order_id: int, amount: int) -> Row | None:
     """A card capture of this order we already know of, with this amount: a success callback
     about it tells us nothing new (however late, however often)."""
     return conn.execute(
@@ -272,9 +271,7 @@ def find_known_capture(conn: sqlite3.Connection, order_id: int, amount: int) -> 
 # ------------------------------------------------------------------------------ refunds
 
 
-def request_refund(
-    conn: sqlite3.Connection, operator: str, payment: sqlite3.Row, reason: str
-) -> bool:
+def request_refund(conn: Connection, operator: str, payment: Row, reason: str) -> bool:
     """Inside the caller's transaction: owe the customer this captured payment back. At most
     once per payment: a second request (a retry, a callback, reconcile) finds it asked."""
     cur = conn.execute(
@@ -296,7 +293,7 @@ def request_refund(
     return True
 
 
-def requested_refunds(conn: sqlite3.Connection, order_id: int | None = None) -> list[int]:
+def requested_refunds(conn: Connection, order_id: int | None = None) -> list[int]:
     sql = "SELECT id FROM payments WHERE refund_state = 'requested'"
     args: tuple[Any, ...] = ()
     if order_id is not None:
@@ -306,7 +303,7 @@ def requested_refunds(conn: sqlite3.Connection, order_id: int | None = None) -> 
 
 
 def run_refunds(
-    conn: sqlite3.Connection, provider: PaymentProvider, operator: str, payment_ids: list[int]
+    conn: Connection, provider: PaymentProvider, operator: str, payment_ids: list[int]
 ) -> list[int]:
     """Give back what was asked (outside any transaction): the provider refunds by the
     charge's key, so running this twice, or after a crash, refunds once. Returns the ids done."""
@@ -346,7 +343,7 @@ def run_refunds(
 # ------------------------------------------------------------------------------ showing
 
 
-def payment_dict(row: sqlite3.Row) -> dict[str, Any]:
+def payment_dict(row: Row) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": row["id"],
         "method": row["method"],

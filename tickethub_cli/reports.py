@@ -5,12 +5,11 @@ indexed aggregates, so it stays fast with a million tickets."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 from . import clock, events, money
 from .checkin import RESULTS
-from .db import snapshot
+from .db import Connection, snapshot
 from .session import Session
 
 BUCKET_US = 15 * 60 * 1_000_000
@@ -58,7 +57,7 @@ def _type_row(
     }
 
 
-def _revenue(c: sqlite3.Connection, eid: int) -> dict[int, int]:
+def _revenue(c: Connection, eid: int) -> dict[int, int]:
     """Money kept: lines of PAID orders (a refunded order is CANCELLED and counts nothing)."""
     return {
         r["ticket_type_id"]: r["revenue"]
@@ -71,7 +70,7 @@ def _revenue(c: sqlite3.Connection, eid: int) -> dict[int, int]:
     }
 
 
-def _checked_in(c: sqlite3.Connection, eid: int) -> dict[int, int]:
+def _checked_in(c: Connection, eid: int) -> dict[int, int]:
     """Tickets inside now (an undone admission no longer counts); a partial index."""
     return {
         r["ticket_type_id"]: r["n"]
@@ -83,7 +82,7 @@ def _checked_in(c: sqlite3.Connection, eid: int) -> dict[int, int]:
     }
 
 
-def _scans_by_result(c: sqlite3.Connection, eid: int) -> dict[str, int]:
+def _scans_by_result(c: Connection, eid: int) -> dict[str, int]:
     """Every real scan attempt by result, zeros included (dry runs are not attempts)."""
     scans = dict.fromkeys(RESULTS, 0)
     for r in c.execute(
@@ -95,7 +94,7 @@ def _scans_by_result(c: sqlite3.Connection, eid: int) -> dict[str, int]:
     return scans
 
 
-def _admissions_per_bucket(c: sqlite3.Connection, eid: int) -> list[dict[str, Any]]:
+def _admissions_per_bucket(c: Connection, eid: int) -> list[dict[str, Any]]:
     return [
         {"start": clock.text_of_us(r["bucket"] * BUCKET_US), "admitted": r["n"]}
         for r in c.execute(
@@ -114,7 +113,7 @@ def _json_list(value: Any) -> list[Any]:
     return json.loads(value) if isinstance(value, str) else list(value)
 
 
-def _multi_gate(c: sqlite3.Connection, eid: int) -> list[dict[str, Any]]:
+def _multi_gate(c: Connection, eid: int) -> list[dict[str, Any]]:
     """Fraud signals: one ticket tried at several gates (a shared screenshot), or one forged
     well-formed code (UNKNOWN: a typo cannot pass the check character) tried at several."""
     return [

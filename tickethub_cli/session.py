@@ -10,10 +10,10 @@ time; nothing in it is cached across sessions.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from . import db
+from .db import Connection
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ class Session:
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         path: str,
         operator: str | None = None,
         settings: Settings | None = None,

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import clock, codes
+from .db import Connection, Row
 
 if TYPE_CHECKING:
     from .session import Session
 
 
-def issue(
-    conn: sqlite3.Connection, order_id: int, event_id: int, lines: Iterable[sqlite3.Row]
-) -> int:
+def issue(conn: Connection, order_id: int, event_id: int, lines: Iterable[Row]) -> int:
     """Insert one ticket per seat of each line, inside the caller's PAID transaction."""
     now = clock.now_text()
     rows = []
@@ -30,7 +28,7 @@ def issue(
     return len(rows)
 
 
-def void_for_order(conn: sqlite3.Connection, order_id: int) -> dict[int, int]:
+def void_for_order(conn: Connection, order_id: int) -> dict[int, int]:
     """Void the order's valid tickets; returns, per ticket type, how many seats go back on
     sale. An admitted ticket's seat does not: the person is inside (`sold` keeps counting it)."""
     counts = {
@@ -47,7 +45,7 @@ def void_for_order(conn: sqlite3.Connection, order_id: int) -> dict[int, int]:
     return counts
 
 
-def admitted_count(conn: sqlite3.Connection, order_id: int) -> int:
+def admitted_count(conn: Connection, order_id: int) -> int:
     return conn.execute(
         "SELECT count(*) FROM tickets WHERE order_id = ? AND status = 'valid'"
         " AND checked_in_at IS NOT NULL",
@@ -55,7 +53,7 @@ def admitted_count(conn: sqlite3.Connection, order_id: int) -> int:
     ).fetchone()[0]
 
 
-def ticket_dict(row: sqlite3.Row) -> dict[str, Any]:
+def ticket_dict(row: Row) -> dict[str, Any]:
     return {
         "id": row["id"],
         "code": codes.pretty(row["code"]),
@@ -68,7 +66,7 @@ def ticket_dict(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def for_order(conn: sqlite3.Connection, order_id: int) -> list[dict[str, Any]]:
+def for_order(conn: Connection, order_id: int) -> list[dict[str, Any]]:
     rows = conn.execute(
         "SELECT id, order_id, ticket_type_id, event_id, code, status, checked_in_at,"
         " checked_in_gate FROM tickets WHERE order_id = ? ORDER BY id",
@@ -77,7 +75,7 @@ def for_order(conn: sqlite3.Connection, order_id: int) -> list[dict[str, Any]]:
     return [ticket_dict(r) for r in rows]
 
 
-def get_by_code(conn: sqlite3.Connection, raw: str) -> dict[str, Any] | None:
+def get_by_code(conn: Connection, raw: str) -> dict[str, Any] | None:
     """The ticket a (possibly lower-case, spaced or dashed) code names, or None."""
     code = codes.canonical(raw[:4096])
     if not codes.is_well_formed(code):
@@ -105,7 +103,7 @@ def get_by_code(conn: sqlite3.Connection, raw: str) -> dict[str, Any] | None:
     return ticket
 
 
-def for_print(conn: sqlite3.Connection, order_id: int) -> list[dict[str, Any]]:
+def for_print(conn: Connection, order_id: int) -> list[dict[str, Any]]:
     """What a printed ticket says, for each valid ticket of an order: the ticket, its type
     and the price paid for it (the order line's, not today's price), the buyer, and the
     event as a dict of its row (so a column added later, such as `timezone`, comes along)."""

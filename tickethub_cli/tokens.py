@@ -11,12 +11,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import sqlite3
 from typing import Any
 
 from . import audit, clock
 from . import validation as v
-from .db import transaction
+from .db import Row, transaction
 from .errors import invalid, not_found, ref
 from .session import Session
 
@@ -29,7 +28,7 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _token_dict(row: sqlite3.Row) -> dict[str, Any]:
+def _token_dict(row: Row) -> dict[str, Any]:
     return {
         "id": row["id"],
         "role": row["role"],

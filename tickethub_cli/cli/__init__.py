@@ -7,7 +7,6 @@ error becomes one line (or a JSON object) on stderr and its exit code; a bug bec
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 import traceback
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from .. import render
+from ..db import DatabaseError
 from ..errors import ErrorCode, TicketHubError
 
 
@@ -170,7 +170,7 @@ class TicketHubGroup(TyperGroup):
         except KeyboardInterrupt:
             sys.stderr.write("interrupted\n")
             code = 130
-        except sqlite3.Error as exc:
+        except DatabaseError as exc:
             from ..db import translate
 
             err = translate(exc, _db_of(argv))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 from contextlib import nullcontext
 from enum import StrEnum
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .. import render
-from ..db import translate
+from ..db import DatabaseError, translate
 from ..errors import ErrorCode, TicketHubError
 from .base import app
 from .common import is_json, session
@@ -106,7 +105,7 @@ def batch_cmd(
                     render.emit_json(result.to_json())
                 if progress is not None and task is not None:
                     progress.advance(task)
-    except (TicketHubError, sqlite3.Error) as exc:
+    except (TicketHubError, DatabaseError) as exc:
         err = exc if isinstance(exc, TicketHubError) else translate(exc, s.path)
         if summary.rows == 0:
             raise err from None

@@ -3,7 +3,6 @@ the edge (request ids, body bound, access log). Built per process by `create_app
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from .. import __version__
-from ..db import translate
+from ..db import DatabaseError, translate
 from ..errors import ErrorCode, TicketHubError
 from .deps import Backend, error_response, validation_error
 from .edge import Edge
@@ -85,8 +84,8 @@ def create_app(db_path: str, *, access_log: TextIO | None = sys.stderr) -> Any:
             response.headers[name] = value
         return response
 
-    @app.exception_handler(sqlite3.Error)
-    async def _db(request: Request, exc: sqlite3.Error) -> Response:
+    @app.exception_handler(DatabaseError)
+    async def _db(request: Request, exc: DatabaseError) -> Response:
         return error_response(translate(exc))
 
     @app.exception_handler(Exception)
