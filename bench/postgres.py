@@ -399,6 +399,10 @@ def million(target: str, tickets: int) -> dict[str, Any]:
     }
 
 
+PROC_COLUMNS = ["backend", "orders/s", "p50 ms", "p99 ms", "sold / capacity", "oversell"]
+PROC_COLUMNS += ["errors", "doctor"]
+
+
 def targets(pg: Pg, tag: str) -> list[tuple[str, str]]:
     """The same measurement's two databases: a new SQLite file and a new PostgreSQL one."""
     return [("SQLite", os.path.join(scratch_dir(tag), "b.db")), ("PostgreSQL", pg.fresh(tag))]
@@ -463,7 +467,7 @@ def main() -> int:
                 rows.append([name, rate, p50, p99, sold, r["oversell"], errors, r["doctor"]])
             table(
                 f"{args.procs} processes × {args.per_proc} CLI purchases of one type",
-                ["backend", "orders/s", "p50_ms", "p99_ms", "sold/capacity", "oversell", "errors", "doctor"],
+                PROC_COLUMNS,
                 rows,
             )
         if "http" not in skip and shutil.which("wrk"):
