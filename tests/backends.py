@@ -47,6 +47,28 @@ class PgServer:
             next(self._cleanup, None)
 
 
+_shared: PgServer | None = None
+
+
+def shared_pg() -> PgServer:
+    """The one server of this test process (started on first use, stopped at exit): for the
+    `pg_server` fixture and for code that cannot take fixtures (hypothesis state machines)."""
+    global _shared
+    if _shared is None:
+        import atexit
+
+        _shared = start_pg()
+        atexit.register(_shared.stop)
+    return _shared
+
+
+def new_target(backend: str, folder: str, name: str = "box") -> str:
+    """A new empty database on `backend`: a file in `folder`, or a fresh PostgreSQL one."""
+    if backend == "sqlite":
+        return os.path.join(folder, f"{name}.db")
+    return shared_pg().new_database()
+
+
 def start_pg() -> PgServer:
     """The server for this test session (see the module docstring)."""
     url = os.environ.get("TICKETHUB_TEST_PG_URL", "").strip()

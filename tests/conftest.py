@@ -6,14 +6,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from backends import BACKENDS, PgServer, start_pg
+from backends import BACKENDS, PgServer, new_target, shared_pg
 
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
-    server = start_pg()
-    yield server
-    server.stop()
+    yield shared_pg()  # stopped when the test process exits
 
 
 @pytest.fixture(params=BACKENDS)
@@ -28,9 +26,6 @@ def make_db(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Cal
     initialised: the test runs `init` as a user would."""
 
     def make(name: str = "box") -> str:
-        if backend == "sqlite":
-            return str(tmp_path / f"{name}.db")
-        server: PgServer = request.getfixturevalue("pg_server")
-        return server.new_database()
+        return new_target(backend, str(tmp_path), name)
 
     return make

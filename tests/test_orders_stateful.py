@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 
+from backends import new_target
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -35,11 +36,12 @@ FINAL = {"FAILED", "CANCELLED"}
 class BoxOffice(RuleBasedStateMachine):
     order_ids = Bundle("order_ids")
     keys = Bundle("keys")
+    backend = "sqlite"
 
     def __init__(self) -> None:
         super().__init__()
         self.dir = tempfile.mkdtemp(prefix="th-stateful-")
-        self.path = os.path.join(self.dir, "box.db")
+        self.path = new_target(self.backend, self.dir)
         self.ids = seed(self.path, capacity=6, max_per_order=4)
         self.s = th.open_session(self.path, operator="machine")
         self.offset = 0.0
@@ -292,10 +294,18 @@ class BoxOffice(RuleBasedStateMachine):
         assert rows == []
 
 
-BoxOffice.TestCase.settings = settings(
-    max_examples=int(os.environ.get("TICKETHUB_STATEFUL_EXAMPLES", "30")),
-    stateful_step_count=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
+class BoxOfficeOnPostgres(BoxOffice):
+    """The same machine on PostgreSQL (a fresh database per example)."""
+
+    backend = "postgresql"
+
+
+for machine in (BoxOffice, BoxOfficeOnPostgres):
+    machine.TestCase.settings = settings(
+        max_examples=int(os.environ.get("TICKETHUB_STATEFUL_EXAMPLES", "30")),
+        stateful_step_count=30,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
 TestBoxOffice = BoxOffice.TestCase
+TestBoxOfficeOnPostgres = BoxOfficeOnPostgres.TestCase

@@ -27,11 +27,16 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from tickethub_cli.db import connect  # noqa: E402 - the checks read through either backend
+from tickethub_cli.errors import TicketHubError  # noqa: E402
+from tickethub_cli.store.url import display  # noqa: E402
 
 OK, DECLINED, TIMEOUT = "4242424242424242", "4000000000000002", "4000000000000119"
 SECRET = "chaos-secret"
@@ -173,7 +178,7 @@ class Chaos:
 
     def cashier_args(self, env: dict[str, str]) -> tuple[str, list[str], dict[str, str]] | None:
         """At the desk: an order whose card outcome is unknown gets cash, or is called off."""
-        with sqlite3.connect(self.db) as conn:
+        with closing(connect(self.db)) as conn:
             row = conn.execute(
                 "SELECT order_id FROM payments WHERE status IN ('unknown', 'pending')"
                 " ORDER BY random() LIMIT 1"
@@ -209,7 +214,7 @@ class Chaos:
         return "batch", ["batch", path], env
 
     def random_order(self) -> int | None:
-        with sqlite3.connect(self.db) as conn:
+        with closing(connect(self.db)) as conn:
             rows = conn.execute("SELECT id FROM orders ORDER BY random() LIMIT 1").fetchall()
         return rows[0][0] if rows else None
 
@@ -221,7 +226,7 @@ class Chaos:
         if self.callback_ids and rng.random() < 0.3:
             name, payload = rng.choice(self.callback_ids)  # a repeat, possibly out of order
         else:
-            with sqlite3.connect(self.db) as conn:
+            with closing(connect(self.db)) as conn:
                 row = conn.execute(
                     "SELECT id, total_minor FROM orders ORDER BY random() LIMIT 1"
                 ).fetchone()
@@ -290,7 +295,7 @@ class Chaos:
     def feed_gates(self, gates: list) -> None:
         if not gates:
             return
-        with sqlite3.connect(self.db) as conn:
+        with closing(connect(self.db)) as conn:
             codes = [
                 r[0] for r in conn.execute("SELECT code FROM tickets ORDER BY random() LIMIT 3")
             ]
@@ -405,7 +410,7 @@ class Chaos:
         doc = self.cli("doctor")
         if doc.returncode != 0:
             self.report.violate(f"doctor: {doc.stdout[-1500:]}")
-        conn = sqlite3.connect(self.db)
+        conn = connect(self.db)
         checks = {
             "orders left PENDING": "SELECT count(*) FROM orders WHERE status = 'PENDING'",
             "keys with two orders": "SELECT count(*) FROM (SELECT idempotency_key FROM orders"
@@ -440,7 +445,7 @@ class Chaos:
         for name, sql in checks.items():
             try:
                 n = conn.execute(sql).fetchone()[0]
-            except sqlite3.OperationalError as exc:  # e.g. no scans table column yet
+            except (sqlite3.OperationalError, TicketHubError) as exc:  # e.g. no such column yet
                 n = 0
                 print(f"chaos: check {name!r} skipped: {exc}")
             if n:
@@ -473,13 +478,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=4, help="concurrent seller processes")
     ap.add_argument("--gates", type=int, default=2)
     ap.add_argument("--keep", action="store_true", help="keep the database for inspection")
+    ap.add_argument(
+        "--db-url",
+        default=None,
+        help="run on this EMPTY PostgreSQL database (postgresql://…) instead of a new SQLite file",
+    )
     args = ap.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randint(0, 10**6)
     folder = tempfile.mkdtemp(prefix="th-chaos-db-")
-    db = os.path.join(folder, "chaos.db")
+    db = args.db_url or os.path.join(folder, "chaos.db")
     print(
         f"chaos: seed {seed}, {args.seconds:g} s, {args.workers} sellers, {args.gates} gates,"
-        f" db {db}"
+        f" db {display(db)}"
     )
     chaos = Chaos(args.seconds, seed, args.workers, args.gates, db)
     report = chaos.run()
