@@ -148,6 +148,31 @@ class PgConnection:
         except psycopg.Error as exc:
             raise self.error(exc) from None
 
+    def stream(self, sql: str, size: int = 5000) -> Iterator[Sequence[Any]]:
+        """The rows of one query, fetched `size` at a time through a server-side cursor
+        (a million rows never sit in memory at once); needs an open transaction."""
+        try:
+            with self._raw.cursor(name="tickethub_stream") as cur:
+                cur.itersize = size
+                cur.execute(pg_sql(sql))
+                yield from cur
+        except psycopg.Error as exc:
+            raise self.error(exc) from None
+
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        """Append rows to `table` with COPY … FROM STDIN (many times faster than INSERTs);
+        returns how many. `table` and `columns` are schema names, never user input."""
+        names = ", ".join(f'"{c}"' for c in columns)
+        done = 0
+        try:
+            with self._raw.cursor() as cur, cur.copy(f'COPY "{table}" ({names}) FROM STDIN') as cp:
+                for row in rows:
+                    cp.write_row(row)
+                    done += 1
+        except psycopg.Error as exc:
+            raise self.error(exc) from None
+        return done
+
     def script(self, sql: str) -> None:
         """Run a multi-statement script (no parameters) inside the open transaction."""
         try:
@@ -271,4 +296,14 @@ def set_identity(conn: PgConnection, version: int) -> None:
             "INSERT INTO meta (key, value) VALUES (?, ?)"
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
+        )
+
+
+def continue_identities(conn: PgConnection, tables: Iterable[str]) -> None:
+    """Each table's identity (its `id` sequence) continues after the largest id it holds:
+    rows copied in with their ids must not be handed out again."""
+    for table in tables:
+        conn.execute(
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+            f" coalesce(max(id), 0) + 1, false) FROM {table}"
         )
