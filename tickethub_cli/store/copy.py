@@ -16,6 +16,7 @@ COPY on PostgreSQL, batched executemany on SQLite.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -235,7 +236,5 @@ def _write(dst: db.Connection, table: str, columns: list[str], rows: list[Sequen
 def _remove_file(path: str) -> None:
     """A file this copy created is removed again when the copy fails (it was empty)."""
     for suffix in ("", "-wal", "-shm", "-journal"):
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(path + suffix)
-        except OSError:
-            pass
