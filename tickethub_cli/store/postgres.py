@@ -217,7 +217,7 @@ def error(exc: BaseException, target: str) -> TicketHubError:
     """One TicketHubError for a driver error, by SQLSTATE, without the URL's secrets."""
     where = display(target)
     text = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else "", target)
-    state = getattr(exc, "sqlstate", None) or ""
+    state = getattr(exc, "sqlstate", None) or _connect_state(text)
     if state in _BUSY:
         return TicketHubError(
             ErrorCode.DB_BUSY,
@@ -234,8 +234,7 @@ def error(exc: BaseException, target: str) -> TicketHubError:
         return TicketHubError(
             ErrorCode.NOT_FOUND,
             f"database {where} not found ({text})",
-            field="db",
-            hint="create the database on the server (createdb), then run init",
+            hint="create the database on the server (createdb NAME), then run init",
         )
     if state.startswith("28"):
         return TicketHubError(
@@ -251,6 +250,22 @@ def error(exc: BaseException, target: str) -> TicketHubError:
             hint="free space, then run `tickethub reconcile` and `tickethub doctor`",
         )
     return TicketHubError(ErrorCode.DB_ERROR, f"database {where}: {text}")
+
+
+# A failed connection carries no SQLSTATE in psycopg: the server's FATAL line says which.
+_CONNECT_STATES = (
+    (re.compile(r'FATAL:\s+database ".*" does not exist'), "3D000"),
+    (re.compile(r"FATAL:\s+(password authentication failed|no password supplied)"), "28P01"),
+    (re.compile(r'FATAL:\s+role ".*" does not exist'), "28000"),
+    (re.compile(r"FATAL:\s+(permission denied for database|no pg_hba.conf entry)"), "28000"),
+)
+
+
+def _connect_state(text: str) -> str:
+    for pattern, state in _CONNECT_STATES:
+        if pattern.search(text):
+            return state
+    return ""
 
 
 def connect(target: str, busy_budget_s: float, *, external: bool = False) -> PgConnection:
