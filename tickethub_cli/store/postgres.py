@@ -255,7 +255,7 @@ def error(exc: BaseException, target: str) -> TicketHubError:
 # A failed connection carries no SQLSTATE in psycopg: the server's FATAL line says which.
 _CONNECT_STATES = (
     (re.compile(r'FATAL:\s+database ".*" does not exist'), "3D000"),
-    (re.compile(r"FATAL:\s+(password authentication failed|no password supplied)"), "28P01"),
+    (re.compile(r"FATAL:\s+password authentication failed|no password supplied"), "28P01"),
     (re.compile(r'FATAL:\s+role ".*" does not exist'), "28000"),
     (re.compile(r"FATAL:\s+(permission denied for database|no pg_hba.conf entry)"), "28000"),
 )
