@@ -249,6 +249,12 @@ def _pg_connect(
     conn = postgres.connect(target, _budget(busy_budget_s), external=external)
     try:
         app, version = postgres.identity(conn)
+        if app is None and version == 0 and postgres.has_tables(conn):
+            raise TicketHubError(
+                ErrorCode.DB_ERROR,
+                f"{conn.path} has tables but is not a TicketHub database",
+                hint="name the database TicketHub was set up in",
+            )
         if app is None and version == 0:
             raise TicketHubError(
                 ErrorCode.NOT_FOUND,
