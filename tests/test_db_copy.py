@@ -178,3 +178,37 @@ def test_refusals_before_anything_is_written(tmp_path):
     out = proc(src, "db", "copy", "--to", str(foreign))
     assert out.code == 7 and out.error["code"] == "DB_ERROR"
     assert raw_query(str(foreign), "SELECT name FROM sqlite_master") == [("notes",)]
+
+
+def test_progress_bar_on_a_terminal_only(source, tmp_path):
+    """On a terminal the copy draws a progress bar on stderr (table by table); piped, or with
+    --json, stderr stays empty."""
+    import os
+    import pty
+    import subprocess
+
+    from support import tickethub_exe
+
+    src, _ = source
+    piped = proc(src, "db", "copy", "--to", str(tmp_path / "piped.db"))
+    assert piped.code == 0 and piped.stderr == ""
+    master, slave = pty.openpty()
+    done = subprocess.run(
+        [tickethub_exe(), "--db", src, "db", "copy", "--to", str(tmp_path / "tty.db")],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        text=True,
+        env={**os.environ, "COLUMNS": "100", "TERM": "xterm"},
+        timeout=60,
+    )
+    os.close(slave)
+    drawn = b""
+    try:
+        while chunk := os.read(master, 65536):
+            drawn += chunk
+    except OSError:  # the terminal's other end has closed: everything was read
+        pass
+    os.close(master)
+    assert done.returncode == 0
+    assert b"token_misses" in drawn and b"\x1b[" in drawn  # the last table, drawn
+    assert "copied" in done.stdout
