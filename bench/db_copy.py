@@ -39,8 +39,9 @@ def pg_server() -> tuple[str, object]:
 
 
 def new_database(server_url: str, name: str) -> str:
-    import psycopg
     from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
 
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
@@ -69,7 +70,9 @@ def main() -> None:
     folder = scratch_dir("copy")
     source, _, built = build(args.tickets, folder)
     add_scans(source)
-    print(f"source: {args.tickets:,} tickets built in {built:.1f} s ({os.path.getsize(source):,} B)")
+    print(
+        f"source: {args.tickets:,} tickets built in {built:.1f} s ({os.path.getsize(source):,} B)"
+    )
     server_url, server = pg_server()
     try:
         pg = new_database(server_url, "th_bench_copy")
