@@ -25,7 +25,7 @@ from itertools import islice
 from typing import Any
 
 from .. import audit, db
-from ..errors import ErrorCode, TicketHubError
+from ..errors import ErrorCode, TicketHubError, ref
 from .url import display, is_postgres
 
 # Parents before children (foreign keys are checked row by row on PostgreSQL).
@@ -103,7 +103,7 @@ def copy(
     if _same(source, target):
         raise TicketHubError(
             ErrorCode.INVALID_INPUT,
-            f"--from and --to name the same database ({display(source)})",
+            f"{ref('from')} and {ref('to')} name the same database ({display(source)})",
             field="to",
         )
     started = time.perf_counter()
