@@ -198,5 +198,6 @@ ALL_COMMANDS = [
     ["token", "create"],
     ["token", "list"],
     ["token", "revoke"],
+    ["db", "copy"],
     ["serve"],
 ]

@@ -10,9 +10,19 @@ import resource
 import subprocess
 import sys
 import time
+from urllib.parse import urlsplit
 
 import pytest
-from support import OK_CARD, count, dump, proc, seed, tickethub_exe, type_counts
+from support import (
+    OK_CARD,
+    count,
+    dump,
+    proc,
+    raw_execute,
+    seed,
+    tickethub_exe,
+    type_counts,
+)
 
 HOLDER = r"""
 import sqlite3, sys, time
@@ -224,3 +234,96 @@ def test_damaged_database_file_is_a_clear_error(tmp_path, damage):
         assert "Traceback" not in out.stderr
         if out.code == 7:
             assert out.error["code"] == "DB_ERROR"
+
+
+# ------------------------------------------------------------------ the PostgreSQL analogues
+
+HOLDER_PG = r"""
+import sys, time, psycopg
+from tickethub_cli.store.postgres import WRITE_LOCK
+conn = psycopg.connect(sys.argv[1], autocommit=True)
+conn.execute("BEGIN")
+conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))  # the fault under test: a writer that keeps the lock
+conn.execute("ROLLBACK")
+print("released", flush=True)
+"""
+
+
+def test_pg_lock_held_busy_within_budget_then_waits_and_succeeds(pg_server):
+    db = pg_server.new_database()
+    ids = seed(db)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER_PG, db, "4"], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    before = dump(db)
+    started = time.monotonic()
+    patient = subprocess.Popen(
+        [
+            tickethub_exe(),
+            "--db",
+            db,
+            "--json",
+            "purchase",
+            "-i",
+            f"{ids['ga']}:1",
+            "--pay",
+            "cash",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TICKETHUB_BUSY_TIMEOUT": "30"},
+    )
+    hasty = proc(
+        db,
+        "purchase",
+        "-i",
+        f"{ids['ga']}:1",
+        "--pay",
+        "cash",
+        env={"TICKETHUB_BUSY_TIMEOUT": "0.5"},
+    )
+    assert hasty.code == 7 and hasty.error["code"] == "DB_BUSY", hasty.stderr
+    assert "Traceback" not in hasty.stderr and hasty.stdout == ""
+    assert dump(db) == before  # the refused command changed nothing
+    out, err = patient.communicate(timeout=60)
+    assert patient.returncode == 0, err
+    assert json.loads(out)["order"]["status"] == "PAID"
+    assert time.monotonic() - started >= 2  # it really waited for the lock
+    assert holder.wait(timeout=30) == 0
+    assert type_counts(db, ids["ga"]) == (1, 0)
+    assert proc(db, "doctor").code == 0
+
+
+def test_pg_read_only_database_is_a_clear_error_and_recovers(pg_server):
+    """PostgreSQL's read-only file: a database (or a standby) that refuses writes."""
+    db = pg_server.new_database()
+    ids = seed(db)
+    assert proc(db, "purchase", "-i", f"{ids['ga']}:1", "--pay", "cash").code == 0
+    name = urlsplit(db).path.lstrip("/")
+    raw_execute(pg_server.url, f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+    try:
+        before = dump(db)
+        out = proc(db, "purchase", "-i", f"{ids['ga']}:1", "--pay", "cash")
+        assert out.code == 7, out.stderr
+        assert out.error["code"] == "DB_ERROR" and "Traceback" not in out.stderr
+        assert "read-only" in out.error["message"]
+        assert dump(db) == before
+    finally:
+        raw_execute(pg_server.url, f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
+    assert proc(db, "reconcile", "--stale-after", "0").code == 0
+    assert proc(db, "doctor").code == 0
+    assert type_counts(db, ids["ga"]) == (1, 0)
+
+
+def test_pg_unreachable_server_is_a_clear_error(tmp_path):
+    """PostgreSQL's damaged file: nothing answers at the address."""
+    db = f"postgresql://tickethub:S3cr3t@/box?host={tmp_path}"  # no server on that socket
+    for args in (["event", "list"], ["doctor"], ["init"]):
+        out = proc(db, *args)
+        assert out.code == 7 and out.error["code"] == "DB_ERROR", (args, out.stderr)
+        assert "cannot reach" in out.error["message"] and "Traceback" not in out.stderr
+        assert "S3cr3t" not in out.stderr

@@ -9,24 +9,26 @@ import sqlite3
 import stat
 import subprocess
 import sys
+from urllib.parse import urlsplit
 
 import pytest
-from support import cli, dump, proc, seed
+from support import cli, count, dump, proc, raw_execute, seed
 
 import tickethub_cli as th
 from tickethub_cli import db
 from tickethub_cli.cli.errors import exit_code
 from tickethub_cli.errors import ErrorCode, TicketHubError
+from tickethub_cli.store.url import is_postgres
 
 
-def test_transaction_commits_and_rolls_back_on_any_error(tmp_path):
-    s, _, _ = th.init_session(str(tmp_path / "t.db"))
+def test_transaction_commits_and_rolls_back_on_any_error(make_db):
+    s, _, _ = th.init_session(make_db("t"))
     with db.transaction(s.conn) as c:
         c.execute("INSERT INTO meta (key, value) VALUES ('a', '1')")
     with pytest.raises(ZeroDivisionError), db.transaction(s.conn) as c:
         c.execute("INSERT INTO meta (key, value) VALUES ('b', '2')")
         _ = 1 / 0
-    keys = [r[0] for r in s.conn.execute("SELECT key FROM meta ORDER BY key")]
+    keys = [r[0] for r in s.conn.execute("SELECT key FROM meta WHERE key IN ('a', 'b')")]
     assert keys == ["a"]
     assert not s.conn.in_transaction
     with pytest.raises(RuntimeError), db.transaction(s.conn), db.transaction(s.conn):
@@ -45,9 +47,25 @@ print("released", flush=True)
 """
 
 
+# PostgreSQL: another session holds the database's one write lock (the advisory lock every
+# TicketHub write transaction takes first), with a write of its own
+HOLD_LOCK_PG = r"""
+import sys, psycopg
+from tickethub_cli.store.postgres import WRITE_LOCK
+conn = psycopg.connect(sys.argv[1], autocommit=True)
+conn.execute("BEGIN")
+conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+conn.execute("INSERT INTO meta (key, value) VALUES ('holder', 'x')")
+print("locked", flush=True)
+sys.stdin.readline()          # hold the write lock until the test says so
+conn.execute("COMMIT")
+print("released", flush=True)
+"""
+
+
 def _holder(path: str) -> subprocess.Popen[str]:
     p = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, path],
+        [sys.executable, "-c", HOLD_LOCK_PG if is_postgres(path) else HOLD_LOCK, path],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -56,8 +74,8 @@ def _holder(path: str) -> subprocess.Popen[str]:
     return p
 
 
-def test_busy_database_fails_with_db_busy_after_the_budget_and_changes_nothing(tmp_path):
-    path = str(tmp_path / "busy.db")
+def test_busy_database_fails_with_db_busy_after_the_budget_and_changes_nothing(make_db):
+    path = make_db("busy")
     seed(path)
     holder = _holder(path)
     try:
@@ -122,8 +140,8 @@ def test_busy_retry_waits_for_a_lock_released_within_the_budget(tmp_path):
     assert holder.returncode == 0  # the holder's own transaction committed too
 
 
-def test_transaction_helper_raises_db_busy_in_process(tmp_path, monkeypatch):
-    path = str(tmp_path / "inproc.db")
+def test_transaction_helper_raises_db_busy_in_process(make_db, monkeypatch):
+    path = make_db("inproc")
     seed(path)
     holder = _holder(path)
     try:
@@ -242,6 +260,7 @@ def test_the_library_exposes_every_domain_module():
     internal = {
         "__main__",
         "audit",
+        "bounded",
         "faults",
         "idempotency",
         "inventory",
@@ -253,3 +272,117 @@ def test_the_library_exposes_every_domain_module():
     assert th.open_session and th.init_session and th.TicketHubError
     with pytest.raises(AttributeError):
         _ = th.no_such_thing
+
+
+# ------------------------------------------------------------------ the PostgreSQL analogues
+
+
+def test_pg_busy_writer_waits_for_a_lock_released_within_the_budget(pg_server):
+    url = pg_server.new_database()
+    seed(url)
+    holder = _holder(url)
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "tickethub_cli", "--db", url, "--json", *CREATE_LATER],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TICKETHUB_BUSY_TIMEOUT": "30"},
+    )
+    try:  # until the server shows the command queued on the write lock
+        name = urlsplit(url).path.lstrip("/")
+        for _ in range(3000):
+            if count(
+                pg_server.url,
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = ?"
+                " AND wait_event_type = 'Lock' AND wait_event = 'advisory'",
+                name,
+            ):
+                break
+            assert waiting.poll() is None, waiting.communicate()
+        else:
+            pytest.fail("the command never waited for the lock")
+    finally:
+        holder.communicate("go\n", timeout=30)
+    out, err = waiting.communicate(timeout=60)
+    assert waiting.returncode == 0, err
+    assert json.loads(out)["event"]["id"] == 3
+    assert holder.returncode == 0
+
+
+def test_pg_init_is_idempotent(pg_server):
+    url = pg_server.new_database()
+    first = cli(url, "init")
+    assert first.code == 0 and first.json["created"] is True
+    before = dump(url)
+    again = cli(url, "init")
+    assert again.code == 0 and again.json["created"] is False
+    assert again.json["schema_version"] == db.SCHEMA_VERSION
+    assert dump(url) == before
+
+
+def test_pg_missing_or_empty_database_is_not_found_and_creates_nothing(pg_server):
+    missing = pg_server.url_of("th_never_created")
+    empty = pg_server.new_database()
+    for args in (["event", "list"], ["purchase", "-i", "1:1", "--pay", "cash"], ["doctor"]):
+        for url in (missing, empty):
+            out = cli(url, *args)
+            assert out.code == 3 and out.error["code"] == "NOT_FOUND", (url, args, out.stderr)
+    out = cli(missing, "init")  # init makes the schema, never the database itself
+    assert out.code == 3 and "createdb" in out.error.get("hint", "")
+    assert dump(empty) == ""
+
+
+def test_pg_newer_schema_is_refused(pg_server):
+    url = pg_server.new_database()
+    seed(url)
+    raw_execute(
+        url, "UPDATE meta SET value = ? WHERE key = 'schema_version'", str(db.SCHEMA_VERSION + 1)
+    )
+    for args in (["event", "list"], ["init"]):
+        out = cli(url, *args)
+        assert out.code == 7 and out.error["code"] == "DB_ERROR"
+        assert "newer" in out.error["message"]
+
+
+def test_pg_database_with_foreign_tables_is_refused(pg_server):
+    url = pg_server.new_database()
+    raw_execute(url, "CREATE TABLE notes (x TEXT)")
+    raw_execute(url, "INSERT INTO notes VALUES ('keep me')")
+    before = dump(url)
+    for args in (["event", "list"], ["init"]):
+        out = cli(url, *args)
+        assert out.code == 7 and out.error["code"] == "DB_ERROR", (args, out.stderr)
+        assert "Traceback" not in out.stderr
+    assert dump(url) == before
+
+
+@pytest.mark.parametrize("table", ["audit_log", "scans"])
+def test_pg_audit_log_and_scans_are_append_only(pg_server, table):
+    import psycopg
+
+    url = pg_server.new_database()
+    ids = seed(url)
+    raw_execute(
+        url,
+        "INSERT INTO scans (at, at_us, event_id, gate, operator, input, result)"
+        " VALUES ('2027-01-01T00:00:00Z', 0, ?, 'g', 'op', 'X', 'UNKNOWN')",
+        ids["event"],
+    )
+    for sql in (f"UPDATE {table} SET operator = 'mallory'", f"DELETE FROM {table}"):
+        with pytest.raises(psycopg.errors.IntegrityConstraintViolation, match="append-only"):
+            raw_execute(url, sql)
+
+
+def test_pg_schema_checks_refuse_overselling_and_negative_counters(pg_server):
+    import psycopg
+
+    url = pg_server.new_database()
+    ids = seed(url, capacity=5)
+    for sql in (
+        "UPDATE ticket_types SET sold = 6 WHERE id = ?",
+        "UPDATE ticket_types SET sold = 3, held = 3 WHERE id = ?",
+        "UPDATE ticket_types SET held = -1 WHERE id = ?",
+        "UPDATE ticket_types SET price_minor = -1 WHERE id = ?",
+    ):
+        with pytest.raises(psycopg.errors.CheckViolation):
+            raw_execute(url, sql, ids["ga"])

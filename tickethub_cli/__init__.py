@@ -39,6 +39,7 @@ _MODULES = {
     "reconcile",
     "reports",
     "settings",
+    "ticket_print",
     "tickets",
     "tokens",
 }

@@ -15,7 +15,7 @@ import random
 import sqlite3
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -249,6 +249,12 @@ def _pg_connect(
     conn = postgres.connect(target, _budget(busy_budget_s), external=external)
     try:
         app, version = postgres.identity(conn)
+        if app is None and version == 0 and postgres.has_tables(conn):
+            raise TicketHubError(
+                ErrorCode.DB_ERROR,
+                f"{conn.path} has tables but is not a TicketHub database",
+                hint="name the database TicketHub was set up in",
+            )
         if app is None and version == 0:
             raise TicketHubError(
                 ErrorCode.NOT_FOUND,
@@ -298,10 +304,16 @@ def _check_identity(path: str, app_id: int, version: int) -> None:
         )
 
 
-def init(path: str, busy_budget_s: float | None = None) -> tuple[Connection, int, bool]:
-    """Create or migrate a database; idempotent. Returns (conn, schema_version, created)."""
+def init(
+    path: str,
+    busy_budget_s: float | None = None,
+    then: Callable[[Connection], None] | None = None,
+) -> tuple[Connection, int, bool]:
+    """Create or migrate a database; idempotent. Returns (conn, schema_version, created).
+    `then(conn)` runs inside the same transaction once the schema is in place (db copy
+    fills the new database there: one commit, or nothing at all)."""
     if is_postgres(path):
-        return _pg_init(path, busy_budget_s)
+        return _pg_init(path, busy_budget_s, then)
     created = False
     if not os.path.exists(path):
         parent = os.path.dirname(os.path.abspath(path))
@@ -332,13 +344,17 @@ def init(path: str, busy_budget_s: float | None = None) -> tuple[Connection, int
             if version < SCHEMA_VERSION:
                 version = _upgrade(conn, version)
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            if then is not None:
+                then(conn)
         conn.execute("PRAGMA busy_timeout = 0")
     except sqlite3.Error as exc:
         raise _db_error(exc, path) from None
     return conn, version, created
 
 
-def _pg_init(target: str, busy_budget_s: float | None) -> tuple[Connection, int, bool]:
+def _pg_init(
+    target: str, busy_budget_s: float | None, then: Callable[[Connection], None] | None
+) -> tuple[Connection, int, bool]:
     """PostgreSQL: the database must exist on the server (an operator creates it); init
     puts the schema into its current schema, under the write lock, once."""
     from .store import postgres
@@ -363,6 +379,8 @@ def _pg_init(target: str, busy_budget_s: float | None) -> tuple[Connection, int,
                 version = SCHEMA_VERSION
             # (no PostgreSQL migrations yet: the first PostgreSQL schema is version 4)
             postgres.set_identity(conn, version)
+            if then is not None:
+                then(conn)
     except BaseException:
         conn.close()
         raise

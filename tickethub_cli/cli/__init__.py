@@ -217,6 +217,7 @@ COMMAND_MODULES = {
     "report": "gate",
     "serve": "serve",
     "token": "tokens",
+    "db": "database",
 }
 ALL_MODULES = tuple(dict.fromkeys(COMMAND_MODULES.values()))
 

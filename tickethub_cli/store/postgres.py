@@ -148,6 +148,31 @@ class PgConnection:
         except psycopg.Error as exc:
             raise self.error(exc) from None
 
+    def stream(self, sql: str, size: int = 5000) -> Iterator[Sequence[Any]]:
+        """The rows of one query, fetched `size` at a time through a server-side cursor
+        (a million rows never sit in memory at once); needs an open transaction."""
+        try:
+            with self._raw.cursor(name="tickethub_stream") as cur:
+                cur.itersize = size
+                cur.execute(pg_sql(sql))
+                yield from cur
+        except psycopg.Error as exc:
+            raise self.error(exc) from None
+
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        """Append rows to `table` with COPY … FROM STDIN (many times faster than INSERTs);
+        returns how many. `table` and `columns` are schema names, never user input."""
+        names = ", ".join(f'"{c}"' for c in columns)
+        done = 0
+        try:
+            with self._raw.cursor() as cur, cur.copy(f'COPY "{table}" ({names}) FROM STDIN') as cp:
+                for row in rows:
+                    cp.write_row(row)
+                    done += 1
+        except psycopg.Error as exc:
+            raise self.error(exc) from None
+        return done
+
     def script(self, sql: str) -> None:
         """Run a multi-statement script (no parameters) inside the open transaction."""
         try:
@@ -192,7 +217,7 @@ def error(exc: BaseException, target: str) -> TicketHubError:
     """One TicketHubError for a driver error, by SQLSTATE, without the URL's secrets."""
     where = display(target)
     text = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else "", target)
-    state = getattr(exc, "sqlstate", None) or ""
+    state = getattr(exc, "sqlstate", None) or _connect_state(text)
     if state in _BUSY:
         return TicketHubError(
             ErrorCode.DB_BUSY,
@@ -209,8 +234,7 @@ def error(exc: BaseException, target: str) -> TicketHubError:
         return TicketHubError(
             ErrorCode.NOT_FOUND,
             f"database {where} not found ({text})",
-            field="db",
-            hint="create the database on the server (createdb), then run init",
+            hint="create the database on the server (createdb NAME), then run init",
         )
     if state.startswith("28"):
         return TicketHubError(
@@ -226,6 +250,22 @@ def error(exc: BaseException, target: str) -> TicketHubError:
             hint="free space, then run `tickethub reconcile` and `tickethub doctor`",
         )
     return TicketHubError(ErrorCode.DB_ERROR, f"database {where}: {text}")
+
+
+# A failed connection carries no SQLSTATE in psycopg: the server's FATAL line says which.
+_CONNECT_STATES = (
+    (re.compile(r'FATAL:\s+database ".*" does not exist'), "3D000"),
+    (re.compile(r"FATAL:\s+password authentication failed|no password supplied"), "28P01"),
+    (re.compile(r'FATAL:\s+role ".*" does not exist'), "28000"),
+    (re.compile(r"FATAL:\s+(permission denied for database|no pg_hba.conf entry)"), "28000"),
+)
+
+
+def _connect_state(text: str) -> str:
+    for pattern, state in _CONNECT_STATES:
+        if pattern.search(text):
+            return state
+    return ""
 
 
 def connect(target: str, busy_budget_s: float, *, external: bool = False) -> PgConnection:
@@ -271,4 +311,14 @@ def set_identity(conn: PgConnection, version: int) -> None:
             "INSERT INTO meta (key, value) VALUES (?, ?)"
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
+        )
+
+
+def continue_identities(conn: PgConnection, tables: Iterable[str]) -> None:
+    """Each table's identity (its `id` sequence) continues after the largest id it holds:
+    rows copied in with their ids must not be handed out again."""
+    for table in tables:
+        conn.execute(
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+            f" coalesce(max(id), 0) + 1, false) FROM {table}"
         )
