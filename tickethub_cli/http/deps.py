@@ -22,6 +22,7 @@ from starlette.responses import Response
 from .. import tokens
 from ..errors import ErrorCode, TicketHubError
 from ..session import Session, open_session
+from ..store.url import is_postgres
 from ..store.writer import Writer
 from ..validation import UNSAFE_CHARS
 
@@ -230,5 +231,7 @@ def check_event(token: dict[str, Any], event_id: object) -> None:
         raise forbidden(f"this token is for event {bound} only")
 
 
-def backend_name() -> str:
-    return "sqlite"
+def backend_name(target: str) -> str:
+    """What /healthz calls the database behind `target` (never the target itself: a URL
+    may carry a password)."""
+    return "postgresql" if is_postgres(target) else "sqlite"
