@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import re
-import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -20,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from .. import tokens
+from ..db import DatabaseError
 from ..errors import ErrorCode, TicketHubError
 from ..session import Session, open_session
 from ..store.url import is_postgres
@@ -148,11 +148,32 @@ class Backend:
         return self._read_now(fn)
 
     def _read_now(self, fn: Callable[[Session], Any]) -> Any:
+        """Run a read; one that met a connection the server dropped (a PostgreSQL restart
+        or failover, an idle timeout) runs once more on a new one: a read changes nothing,
+        so running it again is safe, and the caller never sees the old connection's end."""
+        s = self.session()
+        try:
+            return fn(s)
+        except TicketHubError:
+            if not s.broken:
+                raise
+        finally:
+            s.end_read()  # a read never keeps a snapshot open between requests
+        self._discard(s)
         s = self.session()
         try:
             return fn(s)
         finally:
-            s.end_read()  # a read never keeps a snapshot open between requests
+            s.end_read()
+
+    def _discard(self, s: Session) -> None:
+        """Forget this thread's session whose connection is gone (the next read opens one)."""
+        self._local.session = None
+        with self._lock:
+            if s in self._sessions:
+                self._sessions.remove(s)
+        with contextlib.suppress(Exception):
+            s.close()
 
     def schema_version(self) -> int:
         return self.session().schema_version()
@@ -174,7 +195,7 @@ class Backend:
         secret = bearer_secret(authorization)
         if secret is None:
             raise unauthorized()
-        token = tokens.authenticate(self.session(), secret)
+        token = self._read_now(lambda s: tokens.authenticate(s, secret))
         if token is None:
             raise unauthorized("unknown or revoked token")
         return token
@@ -199,7 +220,7 @@ class Backend:
         self.writer.close()
         with self._lock:
             for s in self._sessions:
-                with contextlib.suppress(sqlite3.ProgrammingError):
+                with contextlib.suppress(DatabaseError, TicketHubError):
                     s.close()
             self._sessions.clear()
 
