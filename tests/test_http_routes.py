@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -829,3 +831,68 @@ def test_refusals_stay_out_of_the_rate_limit_index_on_postgresql(pg_server):
         assert ratelimit.retry_after(s, 1, now) is None
     finally:
         s.close()
+
+
+# ------------------------------------------------------------------------ read connections
+
+
+def _connections(db: str) -> int:
+    """Connections to the database now open in this process (SQLite: file handles; on
+    PostgreSQL every session of the server, less the one asking)."""
+    if db.startswith("postgresql://"):
+        return count(
+            db,
+            "SELECT count(*) - 1 FROM pg_stat_activity WHERE datname = current_database()",
+        )
+    fds = os.listdir("/proc/self/fd")
+    return sum(1 for fd in fds if os.path.realpath(f"/proc/self/fd/{fd}") == os.path.realpath(db))
+
+
+def test_reads_on_threads_that_end_leave_no_connection_behind(api):
+    """Read sessions were kept per thread and never closed: the thread pool ends idle
+    threads (after 10 s) and starts new ones, so a long-running server piled up one open
+    connection per thread it ever had (on PostgreSQL, until the server refused clients).
+    Sessions are pooled now: threads come and go, the connections stay few."""
+    backend = api.client.app.state.backend
+    backend.read_here(lambda s: s.schema_version())
+    before = _connections(api.db)
+    for _ in range(12):
+        t = threading.Thread(target=backend.read_here, args=(lambda s: s.schema_version(),))
+        t.start()
+        t.join()
+    assert _connections(api.db) <= before
+
+
+def test_reads_at_once_on_postgresql_are_bounded(pg_server):
+    """Each read holds a server connection: a burst of reads takes at most PG_READERS of
+    them per process (the thread pool alone would take 40), others wait their turn."""
+    import asyncio
+
+    from tickethub_cli.http.deps import PG_READERS, Backend
+
+    db = pg_server.new_database()
+    seed(db)
+    backend = Backend(db)
+    entered, release, lock = [], threading.Event(), threading.Lock()
+
+    def slow(s):
+        with lock:
+            entered.append(s)
+        assert release.wait(30)
+        return s.schema_version()
+
+    async def burst():
+        reads = [asyncio.ensure_future(backend.read(slow)) for _ in range(3 * PG_READERS)]
+        while len(entered) < PG_READERS:
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.2)  # a window for reads beyond the bound to show up
+        assert len(entered) == PG_READERS
+        release.set()
+        return await asyncio.gather(*reads)
+
+    try:
+        assert asyncio.run(burst()) == [4] * 3 * PG_READERS
+        assert len({id(s) for s in entered}) <= PG_READERS
+    finally:
+        release.set()
+        backend.close()

@@ -342,12 +342,14 @@ def test_a_password_in_the_url_never_leaves_the_server(pg_server, tmp_path):
     wrong = url.replace(in_url, "not-the-password")
     refused = proc(wrong, "init")
     assert refused.code == 7 and "not-the-password" not in refused.stdout + refused.stderr
+    made = proc(url, "init")  # it printed the URL as given, password and all
+    assert made.code == 0 and made.json["db"].startswith("postgresql://"), made.stderr
+    bodies = [made.stdout, made.stderr]
     ids = seed(url)
     with th.open_session(url, operator="tester") as s:
         secret = tokens.create_token(s, role="box-office")[1]
     log = open(tmp_path / "stderr.txt", "w+b")  # noqa: SIM115 - read after the server ends
     server = Server(url, env={"TICKETHUB_BUSY_TIMEOUT": "0.3"}, stderr=log)
-    bodies = []
     try:
         health = httpx.get(f"{server.url}/healthz")
         assert health.json()["backend"] == "postgresql"

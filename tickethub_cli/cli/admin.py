@@ -15,7 +15,10 @@ from .common import new_session, output
 )
 def init_cmd(ctx: typer.Context) -> None:
     """Create the database file (mode 0600), or migrate an existing one. Safe to repeat."""
+    from ..store.url import display
+
     s, version, created = new_session(ctx)
-    payload = {"db": s.path, "schema_version": version, "created": created}
+    where = display(s.path)  # a PostgreSQL URL's password is never printed
+    payload = {"db": where, "schema_version": version, "created": created}
     verb = "created" if created else "up to date"
-    output(ctx, payload, lambda: render.line(f"{s.path}: {verb}, schema version {version}"))
+    output(ctx, payload, lambda: render.line(f"{where}: {verb}, schema version {version}"))

@@ -82,7 +82,7 @@ AS_BOX_OFFICE, AS_GATE = role(*BOX_OFFICE), role(*GATE)
 
 @router.get("/healthz", response_model=m.HealthOut, tags=["health"])
 async def healthz(request: Request) -> Response:
-    version = await backend(request).read(lambda s: backend(request).schema_version())
+    version = await backend(request).read(lambda s: s.schema_version())
     return json_response(
         {
             "ok": True,
