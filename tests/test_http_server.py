@@ -1,6 +1,7 @@
-"""`tickethub serve` as a real uvicorn process (and two worker processes on one file):
-concurrent buyers for the last seats, concurrent scans of one code, concurrent retries of
-one key, a graceful SIGTERM, and kill -9 followed by `reconcile`."""
+"""`tickethub serve` as a real uvicorn process (and two worker processes on one database),
+on SQLite and on PostgreSQL: concurrent buyers for the last seats, concurrent scans of one
+code, concurrent retries of one key, a graceful SIGTERM, kill -9 followed by `reconcile`,
+and a password in a PostgreSQL URL that never leaves the server."""
 
 from __future__ import annotations
 
@@ -340,8 +341,10 @@ def test_a_password_in_the_url_never_leaves_the_server(pg_server, tmp_path):
     log, not in an error body (busy, unreachable), not in /healthz, not on stderr."""
     url, in_url, plain = _password_role(pg_server)
     wrong = url.replace(in_url, "not-the-password")
-    refused = proc(wrong, "init")
-    assert refused.code == 7 and "not-the-password" not in refused.stdout + refused.stderr
+    for args in (("init",), ("serve", "--port", "0")):
+        refused = proc(wrong, *args)
+        assert refused.code == 7 and refused.error["code"] == "DB_ERROR", refused.stderr
+        assert "not-the-password" not in refused.stdout + refused.stderr
     made = proc(url, "init")  # it printed the URL as given, password and all
     assert made.code == 0 and made.json["db"].startswith("postgresql://"), made.stderr
     bodies = [made.stdout, made.stderr]
