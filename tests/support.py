@@ -100,6 +100,42 @@ def raw_execute(db: str, sql: str, *args: object) -> None:
         conn.close()
 
 
+class WriteLock:
+    """The database's write lock held by another client (a second process, as far as
+    TicketHub can tell): SQLite's BEGIN IMMEDIATE, or PostgreSQL's transaction-scoped
+    advisory write lock (store/postgres.py). `hold()` takes it, `release()` lets go."""
+
+    def __init__(self, db: str) -> None:
+        self.db = db
+        self._conn: Any = None
+
+    def hold(self) -> WriteLock:
+        if is_postgres(self.db):
+            import psycopg
+
+            from tickethub_cli.store.postgres import WRITE_LOCK
+
+            self._conn = psycopg.connect(self.db, autocommit=True)
+            self._conn.execute("BEGIN")
+            self._conn.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+        else:
+            self._conn = sqlite3.connect(self.db, isolation_level=None)
+            self._conn.execute("BEGIN IMMEDIATE")
+        return self
+
+    def release(self) -> None:
+        if self._conn is not None:
+            self._conn.execute("ROLLBACK")
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> WriteLock:
+        return self.hold()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 def dump(db: str) -> str:
     """The whole database as text (to compare before and after a refusal)."""
     if is_postgres(db):

@@ -8,27 +8,29 @@ from __future__ import annotations
 
 import io
 import json
-import sqlite3
+import os
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 from fastapi.testclient import TestClient
-from support import DECLINED_CARD, OK_CARD, cli, count, dump, healthy, seed
+from support import DECLINED_CARD, OK_CARD, WriteLock, cli, count, dump, healthy, seed
 
 import tickethub_cli as th
 from tickethub_cli import callbacks, clock, tokens
+from tickethub_cli.db import transaction
 from tickethub_cli.http.app import create_app
 
 SECRET = "whsec_test"
 
 
 @pytest.fixture
-def api(tmp_path, monkeypatch):
+def api(make_db, backend, monkeypatch):
     """A seeded database, one token per role (+ a gate token bound to event 1), a client."""
     monkeypatch.setenv("TICKETHUB_WEBHOOK_SECRET", SECRET)
-    db = str(tmp_path / "box.db")
+    db = make_db("box")
     ids = seed(db, capacity=10)
     s = th.open_session(db, operator="tester")
     secrets = {}
@@ -38,12 +40,13 @@ def api(tmp_path, monkeypatch):
     s.close()
     log = io.StringIO()
     with TestClient(create_app(db, access_log=log), raise_server_exceptions=False) as client:
-        yield Api(client, db, ids, secrets, log)
+        yield Api(client, db, ids, secrets, log, backend)
 
 
 class Api:
-    def __init__(self, client, db, ids, secrets, log):
+    def __init__(self, client, db, ids, secrets, log, backend):
         self.client, self.db, self.ids, self.secrets, self.log = client, db, ids, secrets, log
+        self.backend = backend
 
     def call(self, method, path, role="admin", body=None, headers=None, **kw):
         h = dict(headers or {})
@@ -81,7 +84,12 @@ def test_web_stack_is_loaded_by_serve_only(tmp_path):
 def test_health_and_openapi_need_no_token(api):
     health = api.client.get("/healthz")
     assert health.status_code == 200
-    assert health.json() == {"ok": True, "backend": "sqlite", "schema_version": 4, "in_flight": 1}
+    assert health.json() == {
+        "ok": True,
+        "backend": api.backend,
+        "schema_version": 4,
+        "in_flight": 1,
+    }
     spec = api.client.get("/openapi.json").json()
     paths = {(p, meth.upper()) for p, ops in spec["paths"].items() for meth in ops}
     for route in [
@@ -111,8 +119,8 @@ def test_health_and_openapi_need_no_token(api):
 # ------------------------------------------------------------------------ tokens, roles
 
 
-def test_token_cli_prints_secret_once_and_stores_a_hash(tmp_path):
-    db = str(tmp_path / "b.db")
+def test_token_cli_prints_secret_once_and_stores_a_hash(make_db):
+    db = make_db("b")
     seed(db)
     out = cli(db, "token", "create", "--role", "gate", "--event", "1", "--name", "north")
     assert out.code == 0, out.stderr
@@ -455,14 +463,16 @@ def test_in_flight_key_is_409_with_retry_after(api):
 
 
 def test_db_busy_is_503_with_retry_after(api, monkeypatch):
+    # a server started with a short busy budget (the fixture's server waited the default 10 s)
     monkeypatch.setenv("TICKETHUB_BUSY_TIMEOUT", "0.2")
-    locker = sqlite3.connect(api.db, isolation_level=None)
-    locker.execute("BEGIN IMMEDIATE")
-    try:
-        out = api.call("POST", "/events", body={"name": "B", "starts_at": "2027-01-01T20:00:00Z"})
-    finally:
-        locker.execute("ROLLBACK")
-        locker.close()
+    before = dump(api.db)
+    with TestClient(create_app(api.db, access_log=None)) as client, WriteLock(api.db):
+        out = client.post(
+            "/events",
+            json={"name": "B", "starts_at": "2027-01-01T20:00:00Z"},
+            headers={"Authorization": f"Bearer {api.secrets['admin']}"},
+        )
+    assert dump(api.db) == before
     assert out.status_code == 503 and out.headers["Retry-After"] == "1"
     assert out.json()["error"]["code"] == "DB_BUSY"
 
@@ -604,8 +614,8 @@ def test_webhook_needs_the_timestamped_form(api):
     assert shown["status"] == "PENDING"
 
 
-def test_cli_callback_accepts_the_header_value(tmp_path):
-    db = str(tmp_path / "b.db")
+def test_cli_callback_accepts_the_header_value(make_db, tmp_path):
+    db = make_db("b")
     ids = seed(db)
     s = th.open_session(db, operator="t")
     from tickethub_cli import orders
@@ -742,7 +752,7 @@ def test_a_token_refused_many_times_does_not_slow_the_rate_limit_check(tmp_path)
     db = str(tmp_path / "rl.db")
     s, _, _ = th.init_session(db)
     now = clock.now_us()
-    with s.conn:
+    with transaction(s.conn):  # one commit (autocommit: 100,000 fsyncs, ~15 s)
         s.conn.executemany(
             "INSERT INTO token_misses (token_id, at_us, kind) VALUES (1, ?, 'REFUSED')",
             [(now - i,) for i in range(100_000)],
@@ -791,3 +801,98 @@ def test_the_server_url_carries_no_credentials_and_plain_http_afar_is_flagged():
     assert Remote("http://gate-server.example:8000", "th_x").insecure
     assert not Remote("https://gate-server.example", "th_x").insecure
     assert not Remote("http://127.0.0.1:8000", "th_x").insecure
+
+
+def test_refusals_stay_out_of_the_rate_limit_index_on_postgresql(pg_server):
+    """The PostgreSQL analogue: the window count uses the partial index without refusals,
+    so 100,000 refusals of one token are never read by the check."""
+    from tickethub_cli import ratelimit
+
+    db = pg_server.new_database()
+    s, _, _ = th.init_session(db)
+    now = clock.now_us()
+    try:
+        with transaction(s.conn) as c:
+            c.execute(
+                "INSERT INTO token_misses (token_id, at_us, kind)"
+                " SELECT 1, ? - g, 'REFUSED' FROM generate_series(1, 100000) AS g",
+                (now,),
+            )
+        s.conn.execute("ANALYZE token_misses")
+        plan = " ".join(
+            row[0]
+            for row in s.conn.execute(
+                "EXPLAIN SELECT count(*) FROM token_misses"
+                " WHERE token_id = ? AND at_us > ? AND kind <> 'REFUSED'",
+                (1, now - ratelimit.WINDOW_US),
+            )
+        )
+        assert "token_misses_window" in plan and "Seq Scan" not in plan, plan
+        assert ratelimit.retry_after(s, 1, now) is None
+    finally:
+        s.close()
+
+
+# ------------------------------------------------------------------------ read connections
+
+
+def _connections(db: str) -> int:
+    """Connections to the database now open in this process (SQLite: file handles; on
+    PostgreSQL every session of the server, less the one asking)."""
+    if db.startswith("postgresql://"):
+        return count(
+            db,
+            "SELECT count(*) - 1 FROM pg_stat_activity WHERE datname = current_database()",
+        )
+    fds = os.listdir("/proc/self/fd")
+    return sum(1 for fd in fds if os.path.realpath(f"/proc/self/fd/{fd}") == os.path.realpath(db))
+
+
+def test_reads_on_threads_that_end_leave_no_connection_behind(api):
+    """Read sessions were kept per thread and never closed: the thread pool ends idle
+    threads (after 10 s) and starts new ones, so a long-running server piled up one open
+    connection per thread it ever had (on PostgreSQL, until the server refused clients).
+    Sessions are pooled now: threads come and go, the connections stay few."""
+    backend = api.client.app.state.backend
+    backend.read_here(lambda s: s.schema_version())
+    before = _connections(api.db)
+    for _ in range(12):
+        t = threading.Thread(target=backend.read_here, args=(lambda s: s.schema_version(),))
+        t.start()
+        t.join()
+    assert _connections(api.db) <= before
+
+
+def test_reads_at_once_on_postgresql_are_bounded(pg_server):
+    """Each read holds a server connection: a burst of reads takes at most PG_READERS of
+    them per process (the thread pool alone would take 40), others wait their turn."""
+    import asyncio
+
+    from tickethub_cli.http.deps import PG_READERS, Backend
+
+    db = pg_server.new_database()
+    seed(db)
+    backend = Backend(db)
+    entered, release, lock = [], threading.Event(), threading.Lock()
+
+    def slow(s):
+        with lock:
+            entered.append(s)
+        assert release.wait(30)
+        return s.schema_version()
+
+    async def burst():
+        reads = [asyncio.ensure_future(backend.read(slow)) for _ in range(3 * PG_READERS)]
+        while len(entered) < PG_READERS:
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.2)  # a window for reads beyond the bound to show up
+        assert len(entered) == PG_READERS
+        release.set()
+        return await asyncio.gather(*reads)
+
+    try:
+        assert asyncio.run(burst()) == [4] * 3 * PG_READERS
+        assert len({id(s) for s in entered}) <= PG_READERS
+    finally:
+        release.set()
+        backend.close()

@@ -1,6 +1,7 @@
-"""`tickethub serve` as a real uvicorn process (and two worker processes on one file):
-concurrent buyers for the last seats, concurrent scans of one code, concurrent retries of
-one key, a graceful SIGTERM, and kill -9 followed by `reconcile`."""
+"""`tickethub serve` as a real uvicorn process (and two worker processes on one database),
+on SQLite and on PostgreSQL: concurrent buyers for the last seats, concurrent scans of one
+code, concurrent retries of one key, a graceful SIGTERM, kill -9 followed by `reconcile`,
+and a password in a PostgreSQL URL that never leaves the server."""
 
 from __future__ import annotations
 
@@ -8,15 +9,15 @@ import json
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
-from support import OK_CARD, count, healthy, proc, seed, tickethub_exe
+from support import OK_CARD, WriteLock, count, healthy, proc, raw_query, seed, tickethub_exe
 
 import tickethub_cli as th
 from tickethub_cli import tokens
@@ -32,11 +33,13 @@ def _try(call):
 class Server:
     """`tickethub serve --port 0` in its own process; ready once it printed its address."""
 
-    def __init__(self, db: str, *, workers: int = 1, env: dict[str, str] | None = None):
+    def __init__(
+        self, db: str, *, workers: int = 1, env: dict[str, str] | None = None, stderr=None
+    ):
         self.proc = subprocess.Popen(
             [tickethub_exe(), "--db", db, "serve", "--port", "0", "--workers", str(workers)],
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL if stderr is None else stderr,
             text=True,
             env={**os.environ, **(env or {})},
         )
@@ -53,8 +56,8 @@ class Server:
 
 
 @pytest.fixture
-def shop(tmp_path):
-    db = str(tmp_path / "box.db")
+def shop(make_db):
+    db = make_db("box")
     ids = seed(db, capacity=10)
     s = th.open_session(db, operator="tester")
     secrets = {r: tokens.create_token(s, role=r)[1] for r in ("box-office", "gate")}
@@ -169,8 +172,7 @@ def test_16_clients_retrying_one_key_make_one_order_one_charge(shop):
 def test_sigterm_finishes_the_request_in_flight_and_exits_0(shop):
     db, ids, secrets = shop
     server = Server(db, env={"TICKETHUB_BUSY_TIMEOUT": "60"})
-    locker = sqlite3.connect(db, isolation_level=None)
-    locker.execute("BEGIN IMMEDIATE")  # the server's write waits for this lock
+    locker = WriteLock(db).hold()  # the server's write waits for this lock
     result: list[httpx.Response] = []
     sender = threading.Thread(
         target=lambda: result.append(
@@ -188,16 +190,15 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0(shop):
         except OSError:
             break
     assert server.proc.poll() is None
-    locker.execute("ROLLBACK")
-    locker.close()
+    locker.release()
     sender.join(60)
     assert server.proc.wait(timeout=60) == 0
     assert result and result[0].status_code == 201
     assert count(db, "SELECT count(*) FROM orders WHERE status = 'PAID'") == 1
 
 
-def test_kill_9_then_reconcile_every_order_final_and_every_2xx_present(tmp_path):
-    db = str(tmp_path / "box.db")
+def test_kill_9_then_reconcile_every_order_final_and_every_2xx_present(make_db):
+    db = make_db("box")
     ids = seed(db, capacity=100_000, max_per_order=10)
     s = th.open_session(db, operator="tester")
     secret = tokens.create_token(s, role="box-office")[1]
@@ -252,14 +253,10 @@ def test_kill_9_then_reconcile_every_order_final_and_every_2xx_present(tmp_path)
     fixed = proc(db, "reconcile", "--stale-after", "0")
     assert fixed.code == 0, fixed.stderr
     assert fixed.json["repaired"]
-    conn = sqlite3.connect(db)
-    try:
-        statuses = dict(conn.execute("SELECT id, status FROM orders").fetchall())
-        open_payments = conn.execute(
-            "SELECT count(*) FROM payments WHERE status IN ('pending', 'unknown')"
-        ).fetchone()[0]
-    finally:
-        conn.close()
+    statuses = dict(raw_query(db, "SELECT id, status FROM orders"))
+    open_payments = count(
+        db, "SELECT count(*) FROM payments WHERE status IN ('pending', 'unknown')"
+    )
     assert open_payments == 0
     assert set(statuses.values()) <= {"PAID", "FAILED", "CANCELLED"}, Counter(statuses.values())
     assert all(statuses.get(oid) == "PAID" for oid in answered)
@@ -310,3 +307,82 @@ def test_gate_and_validate_against_a_server_print_what_the_local_ones_do(shop):
     finally:
         assert server.stop() == 0
     assert count(db, "SELECT count(*) FROM tickets WHERE checked_in_at IS NOT NULL") == 2
+
+
+def _password_role(pg_server) -> tuple[str, str, str]:
+    """A database owned by a new role that logs in with a password: (URL with the password,
+    the password as written in the URL, as the server knows it). On the suite's own server
+    the role must give it (scram); a server of TICKETHUB_TEST_PG_URL keeps its own rules."""
+    import psycopg
+
+    plain = "S3cret@pass/word"  # '@' and '/' are percent-encoded in the URL
+    in_url = "S3cret%40pass%2Fword"
+    url = pg_server.new_database()
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    role = f"{name}_pw"  # unique as the database is
+    with psycopg.connect(pg_server.url, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{plain}'")
+        admin.execute(f'ALTER DATABASE "{name}" OWNER TO {role}')
+        hba = admin.execute("SHOW hba_file").fetchone()[0]
+        if not os.environ.get("TICKETHUB_TEST_PG_URL") and os.access(hba, os.W_OK):
+            with open(hba, encoding="utf-8") as fh:
+                rules = fh.read()
+            with open(hba, "w", encoding="utf-8") as fh:
+                fh.write(f"local all {role} scram-sha-256\n{rules}")
+            admin.execute("SELECT pg_reload_conf()")
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{role}:{in_url}@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, "")), in_url, plain
+
+
+def test_a_password_in_the_url_never_leaves_the_server(pg_server, tmp_path):
+    """`--db postgresql://user:secret@…`: the password reaches libpq only. Not in the access
+    log, not in an error body (busy, unreachable), not in /healthz, not on stderr."""
+    url, in_url, plain = _password_role(pg_server)
+    wrong = url.replace(in_url, "not-the-password")
+    for args in (("init",), ("serve", "--port", "0")):
+        refused = proc(wrong, *args)
+        assert refused.code == 7 and refused.error["code"] == "DB_ERROR", refused.stderr
+        assert "not-the-password" not in refused.stdout + refused.stderr
+    made = proc(url, "init")  # it printed the URL as given, password and all
+    assert made.code == 0 and made.json["db"].startswith("postgresql://"), made.stderr
+    bodies = [made.stdout, made.stderr]
+    ids = seed(url)
+    with th.open_session(url, operator="tester") as s:
+        secret = tokens.create_token(s, role="box-office")[1]
+    log = open(tmp_path / "stderr.txt", "w+b")  # noqa: SIM115 - read after the server ends
+    server = Server(url, env={"TICKETHUB_BUSY_TIMEOUT": "0.3"}, stderr=log)
+    try:
+        health = httpx.get(f"{server.url}/healthz")
+        assert health.json()["backend"] == "postgresql"
+        bodies.append(health.text)
+        sold = _purchase(server.url, secret, "pw-1", ids["ga"])
+        assert sold.status_code == 201, sold.text
+        with WriteLock(url):
+            busy = _purchase(server.url, secret, "pw-2", ids["ga"])
+        assert busy.status_code == 503 and busy.json()["error"]["code"] == "DB_BUSY"
+        bodies.append(busy.text)
+        raw_query(
+            pg_server.url,
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE usename = ? AND pid <> pg_backend_pid()",
+            urlsplit(url).username,
+        )
+        # every connection of the server cut (a PostgreSQL restart): the write in flight on
+        # the old connection fails (DB_ERROR, nothing kept), the server then reconnects;
+        # it used to answer 500 to every request until it was restarted
+        cut = [_purchase(server.url, secret, "pw-3", ids["ga"]) for _ in range(2)]
+        bodies += [c.text for c in cut]
+        assert cut[0].status_code in (201, 500) and cut[1].status_code == 201, cut[1].text
+        if cut[0].status_code == 500:
+            assert cut[0].json()["error"]["code"] == "DB_ERROR"
+        assert httpx.get(f"{server.url}/healthz").status_code == 200
+    finally:
+        assert server.stop() == 0
+    log.seek(0)
+    text = log.read().decode("utf-8", "replace") + "".join(bodies)
+    assert '"route":"/tickets/purchase"' in text  # the access log was read
+    for secret_text in (in_url, plain, "S3cret"):
+        assert secret_text not in text
+    assert count(url, "SELECT count(*) FROM orders") == 2

@@ -4,10 +4,8 @@ that fails is undone alone), and nobody is answered before that commit."""
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
-from support import count, seed
+from support import WriteLock, count, seed
 
 import tickethub_cli as th
 from tickethub_cli import audit
@@ -16,8 +14,8 @@ from tickethub_cli.store.writer import Writer, run_units
 
 
 @pytest.fixture
-def db(tmp_path):
-    path = str(tmp_path / "w.db")
+def db(make_db):
+    path = make_db("w")
     seed(path)
     return path
 
@@ -32,12 +30,10 @@ def _note(n: int):
 
 def test_units_queued_together_share_one_commit(db):
     writer = Writer(lambda: th.open_session(db, operator="w"))
-    locker = sqlite3.connect(db, isolation_level=None)
-    locker.execute("BEGIN IMMEDIATE")  # the writer's first round waits; the rest queue up
+    locker = WriteLock(db).hold()  # the writer's first round waits; the rest queue up
     futures = [writer.unit(_note(i), f"op{i}") for i in range(50)]
     assert not any(f.done() for f in futures)  # nothing answered before its commit
-    locker.execute("ROLLBACK")
-    locker.close()
+    locker.release()
     assert [f.result(timeout=30) for f in futures] == list(range(50))
     assert writer.commits <= 2
     writer.close()
@@ -62,14 +58,9 @@ def test_a_failing_unit_is_undone_alone(db):
 def test_a_busy_group_tells_every_caller_and_keeps_nothing(db, monkeypatch):
     monkeypatch.setenv("TICKETHUB_BUSY_TIMEOUT", "0.2")
     writer = Writer(lambda: th.open_session(db, operator="w"))
-    locker = sqlite3.connect(db, isolation_level=None)
-    locker.execute("BEGIN IMMEDIATE")
-    try:
+    with WriteLock(db):
         futures = [writer.unit(_note(i), "w") for i in range(3)]
         errors = [f.exception(timeout=30) for f in futures]
-    finally:
-        locker.execute("ROLLBACK")
-        locker.close()
     assert all(isinstance(e, TicketHubError) and e.code is ErrorCode.DB_BUSY for e in errors)
     writer.close()
     assert count(db, "SELECT count(*) FROM audit_log WHERE entity = 'test'") == 0
@@ -90,11 +81,9 @@ def test_asyncio_callers_of_one_round_are_answered_in_one_hop(db):
             return real(fn, *args)
 
         loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
-        locker = sqlite3.connect(db, isolation_level=None)
-        locker.execute("BEGIN IMMEDIATE")  # the first round waits; the rest queue up
+        locker = WriteLock(db).hold()  # the first round waits; the rest queue up
         futures = [writer.unit(_note(i), "w", loop) for i in range(40)]
-        locker.execute("ROLLBACK")
-        locker.close()
+        locker.release()
         return await asyncio.gather(*futures)
 
     assert asyncio.run(main()) == list(range(40))
@@ -171,3 +160,22 @@ def test_rows_written_later_keep_their_order_and_share_their_units_fate(db):
     ).fetchall()
     s.close()
     assert [tuple(r) for r in rows] == [(i, f"op{i}") for i in [*range(70), 100, 102]]
+
+
+def test_a_statement_the_database_refuses_undoes_its_unit_alone(db):
+    """On PostgreSQL a failed statement aborts the whole transaction: the group must get
+    back to its savepoint (not continue in the aborted transaction) so the other units of
+    the group still commit."""
+
+    def refused(s):
+        audit.record(s.conn, s.operator, "test", 99, "note")
+        s.conn.execute("INSERT INTO api_tokens (role) VALUES (?)", ("no-such-role",))
+        return 99
+
+    s = th.open_session(db, operator="w")
+    results = run_units(s, [_note(1), refused, _note(2)])
+    again = run_units(s, [_note(3)])  # the session is usable afterwards
+    s.close()
+    assert [r for r, _ in results] == [1, None, 2] and again == [(3, None)]
+    assert results[1][1] is not None
+    assert count(db, "SELECT count(*) FROM audit_log WHERE entity = 'test'") == 3

@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 import pytest
-from support import OK_CARD, count, healthy, seed
+from support import OK_CARD, WriteLock, count, healthy, raw_execute, seed
 
 import tickethub_cli as th
 from tickethub_cli import orders
@@ -20,8 +20,8 @@ from tickethub_cli.errors import ErrorCode, TicketHubError
 
 
 @pytest.fixture
-def shop(tmp_path):
-    db = str(tmp_path / "shop.db")
+def shop(make_db):
+    db = make_db("shop")
     return db, seed(db)
 
 
@@ -113,15 +113,13 @@ def _hold_key(db: str, key: str, holder: str, *, seconds: float = 30) -> None:
     """Leave `key` mid-flow (seats held, attempt open) with `holder` in its lease."""
     from tickethub_cli import clock
 
-    conn = __import__("sqlite3").connect(db)
-    try:
-        conn.execute(
-            "UPDATE idempotency_keys SET locked_by = ?, locked_until_us = ? WHERE key = ?",
-            (holder, clock.now_us() + int(seconds * 1_000_000), key),
-        )
-        conn.commit()
-    finally:
-        conn.close()
+    raw_execute(
+        db,
+        "UPDATE idempotency_keys SET locked_by = ?, locked_until_us = ? WHERE key = ?",
+        holder,
+        clock.now_us() + int(seconds * 1_000_000),
+        key,
+    )
 
 
 def _reserved(db: str, ids: dict[str, int], key: str) -> None:
@@ -217,31 +215,29 @@ def test_no_module_keeps_the_current_database_in_a_global():
     assert not hasattr(db, "_current_path")
 
 
-def test_two_sessions_in_one_process_keep_their_own_settings(tmp_path, monkeypatch):
-    """Each session carries its own settings: the file its errors name and its busy budget,
-    whatever another session opened later, or the environment, says."""
+def test_two_sessions_in_one_process_keep_their_own_settings(make_db, monkeypatch):
+    """Each session carries its own settings: the database its errors name and its busy
+    budget, whatever another session opened later, or the environment, says."""
     import sqlite3
 
     from tickethub_cli import db
     from tickethub_cli.settings import Settings
+    from tickethub_cli.store.url import display
 
-    a, b = str(tmp_path / "a.db"), str(tmp_path / "b.db")
+    a, b = make_db("a"), make_db("b")
     seed(a)
     seed(b)
     first = th.open_session(Settings(db_path=a, busy_timeout_s=0.05), operator="one")
     second = th.open_session(Settings(db_path=b, busy_timeout_s=5), operator="two")
     monkeypatch.setenv("TICKETHUB_BUSY_TIMEOUT", "3600")  # read at start-up only
-    holder = sqlite3.connect(a, isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")
-    try:
-        with pytest.raises(TicketHubError) as busy, db.transaction(first.conn):
-            pass
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
+    with WriteLock(a), pytest.raises(TicketHubError) as busy, db.transaction(first.conn):
+        pass
     assert busy.value.code == ErrorCode.DB_BUSY and "0.05 s" in busy.value.message
-    lost = db.translate(sqlite3.OperationalError("disk I/O error"), first.conn)
-    assert a in lost.message and b not in lost.message
+    if first.conn.dialect == "sqlite":
+        lost = db.translate(sqlite3.OperationalError("disk I/O error"), first.conn)
+        assert a in lost.message and b not in lost.message
+    else:  # PostgreSQL names the database in the busy error itself
+        assert display(a) in busy.value.message and display(b) not in busy.value.message
     assert (first.operator, second.operator) == ("one", "two")
     assert first.settings.db_path == a and second.settings.db_path == b
     first.close()

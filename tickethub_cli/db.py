@@ -44,6 +44,7 @@ class Connection(Protocol):
     path: str
     busy_budget_s: float
     dialect: str
+    broken: bool  # lost for good (a PostgreSQL server hung up): open a new connection
 
     def execute(self, sql: str, params: Any = ..., /) -> Any: ...
     def executemany(self, sql: str, rows: Any, /) -> Any: ...
@@ -60,6 +61,7 @@ class SqliteConnection(sqlite3.Connection):
     path: str = "database"
     busy_budget_s: float = DEFAULT_BUSY_BUDGET_S
     dialect = "sqlite"
+    broken = False  # a file never hangs up
 
     def begin_write(self) -> None:
         _begin_immediate(self, self.busy_budget_s)

@@ -66,8 +66,16 @@ class Session:
 
     def end_read(self) -> None:
         """End a read left open (a long-lived session must not hold an old snapshot)."""
-        if self.conn.in_transaction:
+        if self.conn.in_transaction and not self.conn.broken:
             self.conn.execute("COMMIT")
+
+    @property
+    def broken(self) -> bool:
+        """A connection of this session was lost for good (a PostgreSQL server restarted,
+        failed over or timed it out; never on SQLite): a long-lived holder opens a new
+        session instead of failing every later request."""
+        provider = getattr(self._provider, "conn", None)
+        return self.conn.broken or bool(getattr(provider, "broken", False))
 
     def schema_version(self) -> int:
         return db.schema_version(self.conn)

@@ -16,6 +16,7 @@ from .common import new_session, output
 )
 def init_cmd(ctx: typer.Context) -> None:
     """Create the database file (mode 0600), or migrate an existing one. Safe to repeat."""
+
     s, version, created = new_session(ctx)
     shown = display(s.path)  # a URL's password never reaches the output
     payload = {"db": shown, "schema_version": version, "created": created}

@@ -22,7 +22,7 @@ def serve_cmd(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port (0: any free one).")] = 8000,
     workers: Annotated[
-        int, typer.Option("--workers", help="Worker processes sharing the port and the file.")
+        int, typer.Option("--workers", help="Worker processes sharing the port and the database.")
     ] = 1,
 ) -> None:
     """Serve the HTTP API. Prints `listening on http://HOST:PORT` when ready; SIGTERM or

@@ -31,7 +31,7 @@ def create_app(db_path: str, *, access_log: TextIO | None = sys.stderr) -> Any:
     """An ASGI app over the database at `db_path` (opened and checked now: a missing or
     too-old file is refused before the server binds). Returns the app wrapped in the edge."""
     backend = Backend(db_path)
-    backend.session()  # NOT_FOUND / schema errors now, not on the first request
+    backend.check()  # NOT_FOUND / schema errors now, not on the first request
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

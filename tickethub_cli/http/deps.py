@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import re
-import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -20,8 +19,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from .. import tokens
+from ..db import DatabaseError
 from ..errors import ErrorCode, TicketHubError
 from ..session import Session, open_session
+from ..store.url import is_postgres
 from ..store.writer import Writer
 from ..validation import UNSAFE_CHARS
 
@@ -113,33 +114,55 @@ def forbidden(message: str) -> TicketHubError:
     return TicketHubError(ErrorCode.FORBIDDEN, message)
 
 
+# Reads of one process that run at once on PostgreSQL: each holds a server connection,
+# and a server has ~100 for every process of every machine (SQLite's readers cost a file
+# handle each and keep the thread pool's own bound)
+PG_READERS = 8
+
+
 class Backend:
-    """What one server process holds: the database path, per-thread read sessions, the
+    """What one server process holds: the database path, a pool of read sessions, the
     writer, and the idempotency keys this process is working on right now."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._local = threading.local()
-        self._sessions: list[Session] = []
+        self._idle: list[Session] = []  # read sessions not in use (the last used first)
+        self._sessions: list[Session] = []  # every open read session, to close at the end
         self._lock = threading.Lock()
+        self._limiter: Any = None  # PostgreSQL: PG_READERS pool reads at once (see read)
         self.writer = Writer(lambda: open_session(path, operator="http"))
         self.in_flight: set[str] = set()  # keys; touched only on the event loop
         self._known: dict[str, dict[str, Any]] = {}  # secret → token, see token_cached
 
     # ------------------------------------------------------------------ reading
-    def session(self) -> Session:
-        """This thread's read session (sqlite connections belong to one thread)."""
-        s = getattr(self._local, "session", None)
-        if s is None:
-            s = open_session(self.path, operator="http")
-            self._local.session = s
-            with self._lock:
-                self._sessions.append(s)
+    def check(self) -> None:
+        """Open a read session now: a missing or too-old database is refused at start."""
+        self._give(self._take())
+
+    def _take(self) -> Session:
+        """An idle read session, or a new one. Sessions belong to no thread (a pool thread
+        may end, and its connection must not end up leaked): one read at a time each."""
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        s = open_session(self.path, operator="http")
+        with self._lock:
+            self._sessions.append(s)
         return s
 
+    def _give(self, s: Session) -> None:
+        with self._lock:
+            self._idle.append(s)
+
     async def read(self, fn: Callable[[Session], Any]) -> Any:
-        """Run a read on a pool thread's own connection."""
-        return await run_in_threadpool(self._read_now, fn)
+        """Run a read on a pool thread, on a pooled session."""
+        if not is_postgres(self.path):
+            return await run_in_threadpool(self._read_now, fn)
+        import anyio.to_thread
+
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(PG_READERS)
+        return await anyio.to_thread.run_sync(self._read_now, fn, limiter=self._limiter)
 
     def read_here(self, fn: Callable[[Session], Any]) -> Any:
         """A read of one indexed row, on the calling thread (the event loop): cheaper than
@@ -147,14 +170,40 @@ class Backend:
         return self._read_now(fn)
 
     def _read_now(self, fn: Callable[[Session], Any]) -> Any:
-        s = self.session()
+        """Run a read; one that met a connection the server dropped (a PostgreSQL restart
+        or failover, an idle timeout) runs once more on a new one: a read changes nothing,
+        so running it again is safe, and the caller never sees the old connection's end."""
+        s = self._take()
+        try:
+            return self._on(s, fn)
+        except TicketHubError:
+            if not s.broken:
+                raise
+        finally:
+            self._settle(s)
+        s = self._take()
+        try:
+            return self._on(s, fn)
+        finally:
+            self._settle(s)
+
+    def _settle(self, s: Session) -> None:
+        """Back to the idle pool, or closed and forgotten when its connection is gone."""
+        if not s.broken:
+            self._give(s)
+            return
+        with self._lock:
+            if s in self._sessions:
+                self._sessions.remove(s)
+        with contextlib.suppress(Exception):
+            s.close()
+
+    @staticmethod
+    def _on(s: Session, fn: Callable[[Session], Any]) -> Any:
         try:
             return fn(s)
         finally:
             s.end_read()  # a read never keeps a snapshot open between requests
-
-    def schema_version(self) -> int:
-        return self.session().schema_version()
 
     # ------------------------------------------------------------------ writing
     # answered on this loop, a whole commit group in one hop (see store.writer)
@@ -173,7 +222,7 @@ class Backend:
         secret = bearer_secret(authorization)
         if secret is None:
             raise unauthorized()
-        token = tokens.authenticate(self.session(), secret)
+        token = self._read_now(lambda s: tokens.authenticate(s, secret))
         if token is None:
             raise unauthorized("unknown or revoked token")
         return token
@@ -193,14 +242,15 @@ class Backend:
         return token
 
     def close(self) -> None:
-        """Drain the writer (its session closes in its thread). Read sessions belong to
-        their pool threads: closed where possible, else at process exit (reads only)."""
+        """Drain the writer (its session closes in its thread), then close the read
+        sessions (the requests that used them have all been answered)."""
         self.writer.close()
         with self._lock:
             for s in self._sessions:
-                with contextlib.suppress(sqlite3.ProgrammingError):
+                with contextlib.suppress(DatabaseError, TicketHubError):
                     s.close()
             self._sessions.clear()
+            self._idle.clear()
 
 
 def bearer_secret(authorization: str | None) -> str | None:
@@ -230,5 +280,7 @@ def check_event(token: dict[str, Any], event_id: object) -> None:
         raise forbidden(f"this token is for event {bound} only")
 
 
-def backend_name() -> str:
-    return "sqlite"
+def backend_name(target: str) -> str:
+    """What /healthz calls the database behind `target` (never the target itself: a URL
+    may carry a password)."""
+    return "postgresql" if is_postgres(target) else "sqlite"

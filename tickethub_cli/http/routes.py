@@ -24,7 +24,15 @@ from ..errors import ErrorCode, TicketHubError
 from ..order_requests import OrderRequest
 from . import idem
 from . import models as m
-from .deps import Backend, check_event, check_role, json_response, operator_of, unauthorized
+from .deps import (
+    Backend,
+    backend_name,
+    check_event,
+    check_role,
+    json_response,
+    operator_of,
+    unauthorized,
+)
 
 # one page of full orders per request: a client pages with `cursor` (the CLI's --all reads
 # a file; over HTTP, 100,000 orders in one answer would tie up a worker and its memory)
@@ -74,11 +82,11 @@ AS_BOX_OFFICE, AS_GATE = role(*BOX_OFFICE), role(*GATE)
 
 @router.get("/healthz", response_model=m.HealthOut, tags=["health"])
 async def healthz(request: Request) -> Response:
-    version = await backend(request).read(lambda s: backend(request).schema_version())
+    version = await backend(request).read(lambda s: s.schema_version())
     return json_response(
         {
             "ok": True,
-            "backend": "sqlite",
+            "backend": backend_name(backend(request).path),
             "schema_version": version,
             "in_flight": request.app.state.edge.in_flight,  # this one included
         }

@@ -181,6 +181,12 @@ class PgConnection:
             raise self.error(exc) from None
 
     @property
+    def broken(self) -> bool:
+        """The server hung up (a restart, a failover, an idle timeout, a terminated
+        backend): this connection is gone for good; open a new one."""
+        return self._raw.broken
+
+    @property
     def in_transaction(self) -> bool:
         return self._raw.info.transaction_status != TransactionStatus.IDLE
 
@@ -210,14 +216,20 @@ class PgConnection:
 
     # ----------------------------------------------------------------- errors
     def error(self, exc: BaseException) -> TicketHubError:
-        return error(exc, self._target)
+        return error(exc, self._target, self.busy_budget_s)
 
 
-def error(exc: BaseException, target: str) -> TicketHubError:
+def error(exc: BaseException, target: str, budget_s: float | None = None) -> TicketHubError:
     """One TicketHubError for a driver error, by SQLSTATE, without the URL's secrets."""
     where = display(target)
     text = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else "", target)
     state = getattr(exc, "sqlstate", None) or _connect_state(text)
+    if state == "55P03" and budget_s is not None:  # lock_timeout: the busy budget ran out
+        return TicketHubError(
+            ErrorCode.DB_BUSY,
+            f"database {where} stayed locked for {budget_s:g} s; nothing was changed",
+            hint="another writer holds the lock; retry, or raise TICKETHUB_BUSY_TIMEOUT",
+        )
     if state in _BUSY:
         return TicketHubError(
             ErrorCode.DB_BUSY,

@@ -28,13 +28,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import queue
-import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from ..db import drop_later, flush_later, savepoint, transaction, translate
+from ..db import DatabaseError, drop_later, flush_later, savepoint, transaction, translate
 from ..errors import TicketHubError
 from ..session import Session
 
@@ -158,11 +157,9 @@ class Writer:
 
     # ----------------------------------------------------------------- the thread
     def _run(self) -> None:
-        try:
+        s: Session | None = None
+        with contextlib.suppress(Exception):  # cannot open: the first round tries again
             s = self._open()
-        except Exception as exc:  # noqa: BLE001 - every caller is told, none hangs
-            self._fail_all(exc)
-            return
         try:
             while True:
                 job = self._queue.get()
@@ -178,16 +175,28 @@ class Writer:
                         self._queue.put(None)  # stop after this round
                         break
                     jobs.append(nxt)
-                self._round(s, jobs)
+                s = self._reopened(s, jobs)
+                if s is not None:
+                    self._round(s, jobs)
         finally:
-            s.close()
+            if s is not None:
+                s.close()
 
-    def _fail_all(self, exc: BaseException) -> None:
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            self._deliver([(job, None, exc)])
+    def _reopened(self, s: Session | None, jobs: list[_Job]) -> Session | None:
+        """The session for this round: a new one when there is none or its connection is
+        gone (a PostgreSQL server restarted or timed it out: without this every later
+        write of the process failed). If none can be opened, each job is told why (none
+        hangs) and the next round tries again."""
+        if s is not None and not s.broken:
+            return s
+        if s is not None:
+            with contextlib.suppress(Exception):
+                s.close()
+        try:
+            return self._open()
+        except Exception as exc:  # noqa: BLE001 - every caller is told
+            self._deliver([(j, None, exc) for j in jobs])
+            return None
 
     @staticmethod
     def _deliver(outcomes: list[Outcome]) -> None:
@@ -232,7 +241,7 @@ class Writer:
         try:
             results = run_units(s, [bound(j) for j in jobs])
         except Exception as exc:  # noqa: BLE001 - the whole group failed: tell each caller
-            err = translate(exc) if isinstance(exc, sqlite3.Error) else exc
+            err = translate(exc) if isinstance(exc, DatabaseError) else exc
             self._deliver([(j, None, err) for j in jobs])
             return
         self.commits += 1
@@ -246,8 +255,11 @@ class Writer:
             results = call()
         except Exception as exc:  # noqa: BLE001 - handed to the callers
             if s.conn.in_transaction:  # never leave the next round inside this one's
-                s.conn.execute("ROLLBACK")
-            err = translate(exc) if isinstance(exc, sqlite3.Error) else exc
+                # (on a connection the server dropped this fails too: the round is over
+                # either way, and the thread must live on to answer the next one)
+                with contextlib.suppress(Exception):
+                    s.conn.rollback()
+            err = translate(exc) if isinstance(exc, DatabaseError) else exc
             self._deliver([(j, None, err) for j in jobs])
             return
         self.commits += 1
