@@ -28,6 +28,7 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 from psycopg.types.numeric import NumericLoader
 
@@ -284,7 +285,10 @@ def connect(target: str, busy_budget_s: float, *, external: bool = False) -> PgC
     """Open a connection to `target` (a URL; libpq also reads PGPASSWORD, ~/.pgpass and
     service files). `external`: the mock provider's ledger (synchronous_commit off)."""
     try:
-        raw = psycopg.connect(target, autocommit=True, row_factory=_row_factory)
+        # a host that drops packets must not hold a writer for the OS's TCP timeout: libpq
+        # waits forever unless told; the URL's own connect_timeout wins
+        extra = {} if "connect_timeout" in conninfo_to_dict(target) else {"connect_timeout": 10}
+        raw = psycopg.connect(target, autocommit=True, row_factory=_row_factory, **extra)
     except psycopg.Error as exc:
         raise error(exc, target) from None
     raw.adapters.register_loader("numeric", _IntegralNumeric)
