@@ -22,6 +22,19 @@ NOT_JUDGED = "ERROR"  # a gate scan the database could not judge (busy): scan it
 SHOWN_INPUT = 64  # what of an input we echo and store; the rest is only hashed
 MAX_INPUT = 4096  # longer input is MALFORMED without being read further
 _RETURNING = sqlite3.sqlite_version_info >= (3, 35)  # else: SELECT, then UPDATE
+# judging a group's scans set-based (ScanSet) needs UPDATE … FROM (3.33) and json_each,
+# built in since 3.38; older libraries judge each scan on its own (Gate.scan_in_transaction)
+SET_BASED = sqlite3.sqlite_version_info >= (3, 38)
+_LOOKUP = (
+    "SELECT code, id, event_id, status, checked_in_at, checked_in_gate FROM tickets"
+    " WHERE code IN (SELECT value FROM json_each(?))"
+)
+_ADMIT_ALL = (  # [[ticket id, at, gate], …]: each ticket admitted at its own scan's time
+    "UPDATE tickets SET checked_in_at = json_extract(j.value, '$[1]'),"
+    " checked_in_gate = json_extract(j.value, '$[2]') FROM json_each(?) AS j"
+    " WHERE tickets.id = json_extract(j.value, '$[0]') AND tickets.status = 'valid'"
+    " AND tickets.checked_in_at IS NULL"
+)
 _INSERT_SCAN = (
     "INSERT INTO scans (at, at_us, event_id, gate, operator, input, input_sha256,"
     " ticket_id, result, dry_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -179,7 +192,7 @@ class Gate:
         """Judge one input and log it, inside the caller's transaction."""
         now = clock.now_us()
         at = clock.text_of_us(now)
-        code = codes.canonical(raw) if len(raw) <= MAX_INPUT else ""
+        code = code_of(raw)
         shown = _shown(raw)
         if not codes.is_well_formed(code):
             result = ScanResult(shown, "MALFORMED", gate=self.gate, dry_run=self.dry_run)
@@ -190,13 +203,35 @@ class Gate:
             self._audit_admission(c, result, at)
         return result
 
-    def _audit_admission(self, c: Any, result: ScanResult, at: str) -> None:
+    def scan_looked_up(self, found: ScanSet, raw: str, code: str, operator: str) -> ScanResult:
+        """One scan of a group judged set-based (see ScanSet): the same checks in the same
+        order as `_scan_one`, on the row `found` read for the whole group and updated by
+        this group's own earlier admissions; the admission itself is written by
+        `found.finish`, the scan-log and audit rows with the group's others."""
+        now = clock.now_us()
+        at = clock.text_of_us(now)
+        shown = _shown(raw)
+        if not codes.is_well_formed(code):
+            result = ScanResult(shown, "MALFORMED", gate=self.gate, dry_run=self.dry_run)
+        else:
+            result = self._decide(found.rows.get(code), shown, at)
+            if result.admitted and not self.dry_run:
+                found.admit(code, at, self.gate)
+        c = self.s.conn
+        self._insert_scan(c, result, raw, code, now, at, operator)
+        if result.admitted and not self.dry_run:
+            self._audit_admission(c, result, at, operator)
+        return result
+
+    def _audit_admission(
+        self, c: Any, result: ScanResult, at: str, operator: str | None = None
+    ) -> None:
         """An admission changes a ticket's state, so it is in the append-only audit log
         like every other change (the scan log answers "what was scanned", this one "who
         changed what"); one INSERT, in the scan's own transaction."""
         audit.record(
             c,
-            self.s.operator,
+            self.s.operator if operator is None else operator,
             "ticket",
             result.ticket_id,
             "checkin",
@@ -232,6 +267,22 @@ class Gate:
         return self._verdict(c, row, shown, at)
 
     def _verdict(self, c: Any, row: Any, shown: str, at: str) -> ScanResult:
+        result = self._decide(row, shown, at)
+        if not result.admitted or self.dry_run:
+            return result
+        admitted = c.execute(
+            "UPDATE tickets SET checked_in_at = ?, checked_in_gate = ?"
+            " WHERE id = ? AND status = 'valid' AND checked_in_at IS NULL",
+            (at, self.gate, row["id"]),
+        ).rowcount
+        if admitted != 1:  # cannot happen under the write lock; never admit twice anyway
+            raise TicketHubError(ErrorCode.INTERNAL, f"ticket {row['id']} changed under a lock")
+        return result
+
+    def _decide(self, row: Any, shown: str, at: str) -> ScanResult:
+        """The verdict on a well-formed code's ticket row (None: no such ticket), in the
+        fixed order: unknown, wrong event, void, already used, admitted (at `at`, which
+        the caller then writes unless this is a dry run). Reads and writes nothing."""
         gate = self.gate
         if row is None:
             return ScanResult(shown, "UNKNOWN", gate=gate, dry_run=self.dry_run)
@@ -250,17 +301,17 @@ class Gate:
             )
         if self.dry_run:
             return ScanResult(shown, "ADMITTED", gate=gate, **base)
-        admitted = c.execute(
-            "UPDATE tickets SET checked_in_at = ?, checked_in_gate = ?"
-            " WHERE id = ? AND status = 'valid' AND checked_in_at IS NULL",
-            (at, gate, row["id"]),
-        ).rowcount
-        if admitted != 1:  # cannot happen under the write lock; never admit twice anyway
-            raise TicketHubError(ErrorCode.INTERNAL, f"ticket {row['id']} changed under a lock")
         return ScanResult(shown, "ADMITTED", first_used_at=at, gate=gate, **base)
 
     def _insert_scan(
-        self, c: Any, result: ScanResult, raw: str, code: str, now_us: int, at: str
+        self,
+        c: Any,
+        result: ScanResult,
+        raw: str,
+        code: str,
+        now_us: int,
+        at: str,
+        operator: str | None = None,
     ) -> None:
         kept, digest = _logged(raw, code)
         write_later(  # in a group commit: one executemany per group (HTTP writer)
@@ -272,7 +323,7 @@ class Gate:
                 now_us,
                 self.event_id,
                 self.gate,
-                self.s.operator,
+                self.s.operator if operator is None else operator,
                 kept,
                 digest,
                 result.ticket_id,
@@ -280,6 +331,61 @@ class Gate:
                 int(self.dry_run),
             ),
         )
+
+
+def code_of(raw: str) -> str:
+    """The canonical code of an input ("" for input too long to read: MALFORMED)."""
+    return codes.canonical(raw) if len(raw) <= MAX_INPUT else ""
+
+
+class ScanSet:
+    """The tickets of a whole group of scans, read in ONE statement, and their admissions
+    written in ONE, inside a group commit (store.writer) that holds the write lock: no other
+    writer can change a ticket between the read and the commit, so each scan is judged in
+    arrival order on the row read, as this group's own earlier admissions left it (the same
+    code twice: ADMITTED, then ALREADY_USED with the first one's time and gate), by the
+    checks `Gate._scan_one` makes, with the same answers. Per scan the writer then runs no
+    statement of its own: per statement it hands the GIL to the event loop and back."""
+
+    __slots__ = ("admitted", "conn", "rows")
+
+    def __init__(self, conn: Any, codes_: list[str]) -> None:
+        import json
+
+        self.conn = conn
+        wanted = sorted({code for code in codes_ if codes.is_well_formed(code)})
+        self.rows: dict[str, Any] = {}
+        if wanted:
+            for row in conn.execute(_LOOKUP, (json.dumps(wanted),)):
+                self.rows[row[0]] = row
+        self.admitted: list[tuple[int, str, str | None]] = []
+
+    def admit(self, code: str, at: str, gate: str | None) -> None:
+        """Mark a valid, unused ticket admitted by a scan of this group (written by finish)."""
+        row = self.rows[code]
+        self.admitted.append((row["id"], at, gate))
+        self.rows[code] = {
+            "id": row["id"],
+            "event_id": row["event_id"],
+            "status": row["status"],
+            "checked_in_at": at,
+            "checked_in_gate": gate,
+        }
+
+    def finish(self) -> None:
+        """Write the group's admissions in one guarded UPDATE (each only if still valid and
+        unused); a count short of them cannot happen under the write lock, and is an error
+        that rolls the group back rather than admitting a ticket twice."""
+        if not self.admitted:
+            return
+        import json
+
+        done = self.conn.execute(_ADMIT_ALL, (json.dumps(self.admitted),)).rowcount
+        if done != len(self.admitted):
+            raise TicketHubError(
+                ErrorCode.INTERNAL, f"{len(self.admitted) - done} tickets changed under a lock"
+            )
+        self.admitted = []
 
 
 def validate(
