@@ -25,9 +25,10 @@ _RETURNING = sqlite3.sqlite_version_info >= (3, 35)  # else: SELECT, then UPDATE
 # judging a group's scans set-based (ScanSet) needs UPDATE … FROM (3.33) and json_each,
 # built in since 3.38; older libraries judge each scan on its own (Gate.scan_in_transaction)
 SET_BASED = sqlite3.sqlite_version_info >= (3, 38)
-_LOOKUP = (
-    "SELECT code, id, event_id, status, checked_in_at, checked_in_gate FROM tickets"
-    " WHERE code IN (SELECT value FROM json_each(?))"
+_LOOKUP = (  # all rows as ONE JSON text: sqlite3 hands the GIL over once per row it steps
+    "SELECT json_group_array(json_object('code', code, 'id', id, 'event_id', event_id,"
+    " 'status', status, 'checked_in_at', checked_in_at, 'checked_in_gate', checked_in_gate))"
+    " FROM tickets WHERE code IN (SELECT value FROM json_each(?))"
 )
 _ADMIT_ALL = (  # [[ticket id, at, gate], …]: each ticket admitted at its own scan's time
     "UPDATE tickets SET checked_in_at = json_extract(j.value, '$[1]'),"
@@ -356,21 +357,15 @@ class ScanSet:
         wanted = sorted({code for code in codes_ if codes.is_well_formed(code)})
         self.rows: dict[str, Any] = {}
         if wanted:
-            for row in conn.execute(_LOOKUP, (json.dumps(wanted),)):
-                self.rows[row[0]] = row
+            found = conn.execute(_LOOKUP, (json.dumps(wanted),)).fetchone()[0]
+            self.rows = {row["code"]: row for row in json.loads(found)}
         self.admitted: list[tuple[int, str, str | None]] = []
 
     def admit(self, code: str, at: str, gate: str | None) -> None:
         """Mark a valid, unused ticket admitted by a scan of this group (written by finish)."""
         row = self.rows[code]
         self.admitted.append((row["id"], at, gate))
-        self.rows[code] = {
-            "id": row["id"],
-            "event_id": row["event_id"],
-            "status": row["status"],
-            "checked_in_at": at,
-            "checked_in_gate": gate,
-        }
+        row["checked_in_at"], row["checked_in_gate"] = at, gate
 
     def finish(self) -> None:
         """Write the group's admissions in one guarded UPDATE (each only if still valid and

@@ -318,7 +318,7 @@ async def list_orders(
 async def validate(request: Request, body: m.ValidateIn, token: Token = AS_GATE) -> Response:
     """200 whatever the result (ADMITTED, ALREADY_USED, UNKNOWN, WRONG_EVENT, VOID,
     MALFORMED); 429 once the token has had too many UNKNOWN/MALFORMED results."""
-    return await do_validate(backend(request), token, body)
+    return json_response(await scan(backend(request), token, body))
 
 
 Scanned = checkin.ScanResult | int | None  # the result; seconds to wait (429); revoked (401)
@@ -391,8 +391,9 @@ def scan_group(s: Any, items: list[tuple[str, tuple[int, m.ValidateIn]]]) -> lis
     return out
 
 
-async def do_validate(b: Backend, token: Token, body: m.ValidateIn) -> Response:
-    """The route's work once the token and the body are known (also run by fast.py)."""
+async def scan(b: Backend, token: Token, body: m.ValidateIn) -> dict[str, Any]:
+    """The route's work once the token and the body are known (also run by fast.py): the
+    200 answer's body, or the error."""
     check_event(token, body.event_id)
     token_id = token["id"]
     if checkin.SET_BASED:
@@ -407,7 +408,7 @@ async def do_validate(b: Backend, token: Token, body: m.ValidateIn) -> Response:
             f"too many unknown or malformed codes from this token; retry in {out} s",
             details={"retry_after": out},
         )
-    return json_response(out.to_json())
+    return out.to_json()
 
 
 @router.post("/checkins/undo", responses={200: {"model": m.UndoOut}, **_ERRORS}, tags=["gate"])
