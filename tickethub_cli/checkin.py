@@ -8,6 +8,7 @@ code at the same instant admit it once. A failed scan never touches the real tic
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from . import audit, clock, codes, inventory
@@ -26,8 +27,8 @@ _RETURNING = sqlite3.sqlite_version_info >= (3, 35)  # else: SELECT, then UPDATE
 # built in since 3.38; older libraries judge each scan on its own (Gate.scan_in_transaction)
 SET_BASED = sqlite3.sqlite_version_info >= (3, 38)
 _LOOKUP = (  # all rows as ONE JSON text: sqlite3 hands the GIL over once per row it steps
-    "SELECT json_group_array(json_object('code', code, 'id', id, 'event_id', event_id,"
-    " 'status', status, 'checked_in_at', checked_in_at, 'checked_in_gate', checked_in_gate))"
+    "SELECT coalesce(json_group_array(json_object('code', code, 'id', id, 'event_id', event_id,"
+    " 'status', status, 'checked_in_at', checked_in_at, 'checked_in_gate', checked_in_gate)), '[]')"
     " FROM tickets WHERE code IN (SELECT value FROM json_each(?))"
 )
 _ADMIT_ALL = (  # [[ticket id, at, gate], …]: each ticket admitted at its own scan's time
@@ -125,11 +126,20 @@ def _logged(raw: str, code: str) -> tuple[str, str | None]:
     return kept, hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+_EVENT = "SELECT 1 FROM events WHERE id = ?"
+
+
 def check_event(s: Session, event_id: object) -> int:
     eid = v.parse_id(event_id, "event")
-    if s.conn.execute("SELECT 1 FROM events WHERE id = ?", (eid,)).fetchone() is None:
+    if s.conn.execute(_EVENT, (eid,)).fetchone() is None:
         raise not_found("event", eid)
     return eid
+
+
+def event_query(event_id: int) -> tuple[str, tuple[Any, ...]]:
+    """`check_event`'s read as a query giving one value (1: the event exists), for a
+    ScanSet's facts; a Gate built with `event_known=True` then skips it."""
+    return _EVENT, (event_id,)
 
 
 def check_gate_name(gate: str | None) -> str | None:
@@ -145,10 +155,16 @@ class Gate:
     """One gate's scanner session: keeps the connection, one transaction per scan."""
 
     def __init__(
-        self, s: Session, event_id: object, gate: str | None = None, *, dry_run: bool = False
+        self,
+        s: Session,
+        event_id: object,
+        gate: str | None = None,
+        *,
+        dry_run: bool = False,
+        event_known: bool = False,  # the caller read, in this transaction, that it exists
     ) -> None:
         self.s = s
-        self.event_id = check_event(s, event_id)
+        self.event_id = v.parse_id(event_id, "event") if event_known else check_event(s, event_id)
         self.gate = check_gate_name(gate)
         self.dry_run = dry_run
 
@@ -346,19 +362,26 @@ class ScanSet:
     arrival order on the row read, as this group's own earlier admissions left it (the same
     code twice: ADMITTED, then ALREADY_USED with the first one's time and gate), by the
     checks `Gate._scan_one` makes, with the same answers. Per scan the writer then runs no
-    statement of its own: per statement it hands the GIL to the event loop and back."""
+    statement of its own: per statement it hands the GIL to the event loop and back (and
+    waits to get it back), so `facts`, queries giving one value each (e.g.
+    tokens.live_query), are read in the same statement; their values are in `self.facts`."""
 
-    __slots__ = ("admitted", "conn", "rows")
+    __slots__ = ("admitted", "conn", "facts", "rows")
 
-    def __init__(self, conn: Any, codes_: list[str]) -> None:
+    def __init__(
+        self, conn: Any, codes_: list[str], facts: Sequence[tuple[str, Sequence[Any]]] = ()
+    ) -> None:
         import json
 
         self.conn = conn
         wanted = sorted({code for code in codes_ if codes.is_well_formed(code)})
-        self.rows: dict[str, Any] = {}
-        if wanted:
-            found = conn.execute(_LOOKUP, (json.dumps(wanted),)).fetchone()[0]
-            self.rows = {row["code"]: row for row in json.loads(found)}
+        sql = "".join([f"SELECT ({_LOOKUP})", *(f", ({query})" for query, _ in facts)])
+        params = [json.dumps(wanted)]
+        for _, values in facts:
+            params.extend(values)
+        row = conn.execute(sql, params).fetchone()
+        self.rows: dict[str, Any] = {r["code"]: r for r in json.loads(row[0])}
+        self.facts = tuple(row[1:])
         self.admitted: list[tuple[int, str, str | None]] = []
 
     def admit(self, code: str, at: str, gate: str | None) -> None:

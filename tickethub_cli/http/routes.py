@@ -3,6 +3,7 @@ the Backend → one JSON body. No SQL and no status codes of errors here (see de
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -340,9 +341,13 @@ def _may_scan(s: Any, group: dict[Any, Any], token_id: int, now: int) -> Scanned
     return True
 
 
+def _gate_key(body: m.ValidateIn) -> tuple[Any, ...]:
+    return ("gate", body.event_id, body.gate, body.dry_run)
+
+
 def _gate(s: Any, group: dict[Any, Any], body: m.ValidateIn) -> checkin.Gate:
     """The group's Gate for this event, gate name and mode (its event read once)."""
-    at_gate = ("gate", body.event_id, body.gate, body.dry_run)
+    at_gate = _gate_key(body)
     gate = group.get(at_gate)
     if gate is None:
         gate = group[at_gate] = checkin.Gate(s, body.event_id, body.gate, dry_run=body.dry_run)
@@ -370,7 +375,24 @@ def scan_group(s: Any, items: list[tuple[str, tuple[int, m.ValidateIn]]]) -> lis
     result per scan, or the error it answers (raised before it wrote anything)."""
     group = s.group if s.group is not None else {}
     codes = [checkin.code_of(body.code) for _, (_, body) in items]
-    found = checkin.ScanSet(s.conn, codes)
+    # the first scan's token and event facts come with the tickets, in the same statement
+    token_id, body = items[0][1]
+    now = clock.now_us()
+    facts = [
+        tokens.live_query(token_id),
+        ratelimit.count_query(token_id, now),
+        checkin.event_query(body.event_id),
+    ]
+    found = checkin.ScanSet(s.conn, codes, facts)
+    live, misses, event = found.facts
+    group.setdefault(("live", token_id), live == 1)
+    ratelimit.prime(s, token_id, now, misses)
+    at_gate = _gate_key(body)
+    if event is not None and at_gate not in group:
+        with contextlib.suppress(TicketHubError):  # a bad gate name: answered per scan
+            group[at_gate] = checkin.Gate(
+                s, body.event_id, body.gate, dry_run=body.dry_run, event_known=True
+            )
     out: list[Any] = []
     for (operator, (token_id, body)), code in zip(items, codes, strict=True):
         now = clock.now_us()

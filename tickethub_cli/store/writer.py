@@ -93,15 +93,15 @@ def run_units(s: Session, units: Sequence[Step]) -> list[tuple[Any, BaseExceptio
     transaction itself fails (busy, disk), it raises and nothing of any unit was kept.
 
     Units nearly always succeed, so they first run without a savepoint each (two statements
-    fewer per unit) under one savepoint for the group; when one raises, the group's work is
-    rolled back and run again with a savepoint per unit, so the failing unit is undone alone.
-    A unit may therefore run twice: units only write to the database (as every caller's do).
-    Rows a unit hands to `db.write_later` are written before its savepoint (or the group's)
-    is released, so they share its fate."""
-    with transaction(s.conn) as c:
-        try:
+    fewer per unit, and none for the group: each statement hands the GIL to the event loop
+    and waits to get it back); when one raises, the whole transaction is rolled back and
+    the units run again in a new one with a savepoint per unit, so the failing unit is
+    undone alone. A unit may therefore run twice: units only write to the database (as
+    every caller's do). Rows a unit hands to `db.write_later` are written before its
+    savepoint is released (or the group commits), so they share its fate."""
+    try:
+        with transaction(s.conn) as c:
             s.group = {}
-            c.execute("SAVEPOINT optimistic")
             try:
                 out: list[tuple[Any, BaseException | None]] = []
                 for unit in units:
@@ -109,23 +109,31 @@ def run_units(s: Session, units: Sequence[Step]) -> list[tuple[Any, BaseExceptio
                         out.extend(unit.outcomes(s, unit.items))
                     else:
                         out.append((unit(s), None))
-                flush_later(s.group, c)  # the group's deferred rows, one executemany each
-            except Exception:  # noqa: BLE001 - replayed below, one savepoint per unit
-                c.execute("ROLLBACK TO optimistic")
-                c.execute("RELEASE optimistic")
-                s.group = {}  # facts counted with the undone work: read again
-                out = []
-                for unit in units:
-                    if isinstance(unit, Gathered):  # each item on its own now
-                        for item in unit.items:
-                            out.append(_alone(s, c, lambda s, i=item, u=unit: u.outcomes(s, [i])))
-                    else:
-                        out.append(_alone(s, c, lambda s, u=unit: [(u(s), None)]))
-            else:
-                c.execute("RELEASE optimistic")
+                flush_later(s.group, c)  # the group's deferred rows, a few statements
+            except Exception as exc:  # rolled back (transaction), replayed below
+                raise _Replay from exc
+            finally:
+                s.group = None
+        return out
+    except _Replay:
+        pass
+    with transaction(s.conn) as c:
+        s.group = {}  # facts counted with the undone work: read again
+        try:
+            out = []
+            for unit in units:
+                if isinstance(unit, Gathered):  # each item on its own now
+                    for item in unit.items:
+                        out.append(_alone(s, c, lambda s, i=item, u=unit: u.outcomes(s, [i])))
+                else:
+                    out.append(_alone(s, c, lambda s, u=unit: [(u(s), None)]))
         finally:
             s.group = None
     return out
+
+
+class _Replay(Exception):
+    """A unit raised in a group's first run: its transaction was rolled back, run again."""
 
 
 def _alone(
