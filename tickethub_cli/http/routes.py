@@ -355,8 +355,9 @@ def _gate(s: Any, group: dict[Any, Any], body: m.ValidateIn) -> checkin.Gate:
 
 
 def scan_one(s: Any, token_id: int, body: m.ValidateIn) -> Scanned:
-    """One scan on its own inside a group commit (an SQLite without json_each's UPDATE … FROM;
-    the reference `scan_group` answers as)."""
+    """One scan judged on its own inside a group commit: the route's path on an SQLite
+    older than 3.38 (no json_each with UPDATE … FROM), and what `scan_group` must answer
+    exactly as (tests/test_validate_group.py)."""
     group = s.group if s.group is not None else {}
     now = clock.now_us()
     may = _may_scan(s, group, token_id, now)
