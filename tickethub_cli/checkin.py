@@ -369,11 +369,11 @@ class ScanSet:
     __slots__ = ("admitted", "conn", "facts", "rows")
 
     def __init__(
-        self, conn: Any, codes_: list[str], facts: Sequence[tuple[str, Sequence[Any]]] = ()
+        self, s: Session, codes_: list[str], facts: Sequence[tuple[str, Sequence[Any]]] = ()
     ) -> None:
         import json
 
-        self.conn = conn
+        self.conn = conn = s.conn
         wanted = sorted({code for code in codes_ if codes.is_well_formed(code)})
         sql = "".join([f"SELECT ({_LOOKUP})", *(f", ({query})" for query, _ in facts)])
         params = [json.dumps(wanted)]

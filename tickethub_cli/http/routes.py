@@ -384,7 +384,7 @@ def scan_group(s: Any, items: list[tuple[str, tuple[int, m.ValidateIn]]]) -> lis
         ratelimit.count_query(token_id, now),
         checkin.event_query(body.event_id),
     ]
-    found = checkin.ScanSet(s.conn, codes, facts)
+    found = checkin.ScanSet(s, codes, facts)
     live, misses, event = found.facts
     group.setdefault(("live", token_id), live == 1)
     ratelimit.prime(s, token_id, now, misses)
