@@ -5,7 +5,7 @@ minimal endpoint and ≥ 3,000/s; cash purchase ≥ 1,000/s with p99 < 100 ms; 0
 The load comes from outside the server process: wrk (Debian package `wrk`) when installed,
 else an asyncio/httpx client in its own processes. 64 keep-alive connections, 10 s per run.
 
-    .venv/bin/python bench/http.py [--seconds 10] [--connections 64] [--workers 1]
+    .venv/bin/python bench/http.py [--seconds 10] [--connections 64] [--workers 1] [--runs …]
 """
 
 from __future__ import annotations
@@ -190,6 +190,11 @@ def main() -> int:
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument(
+        "--runs",
+        default="minimal,validate,minimal,purchase",
+        help="the runs, in order (e.g. minimal,validate,minimal,validate,minimal)",
+    )
     ap.add_argument("--minimal-server", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.minimal_server:
@@ -204,7 +209,10 @@ def main() -> int:
     tickethub = str(BIN / "tickethub")
     rows = []
     checks = []
-    for run, name in enumerate(["minimal", "validate", "minimal", "purchase"]):
+    names = args.runs.split(",")
+    if "minimal" not in names or any(n not in LUA for n in names):
+        raise SystemExit(f"--runs: a list of {', '.join(LUA)}, minimal among them")
+    for run, name in enumerate(names):
         if name == "minimal":
             proc, url = start([sys.executable, __file__, "--minimal-server"])
         else:

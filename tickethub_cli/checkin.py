@@ -8,6 +8,7 @@ code at the same instant admit it once. A failed scan never touches the real tic
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from . import audit, clock, codes, inventory
@@ -22,6 +23,20 @@ NOT_JUDGED = "ERROR"  # a gate scan the database could not judge (busy): scan it
 SHOWN_INPUT = 64  # what of an input we echo and store; the rest is only hashed
 MAX_INPUT = 4096  # longer input is MALFORMED without being read further
 _RETURNING = sqlite3.sqlite_version_info >= (3, 35)  # else: SELECT, then UPDATE
+# judging a group's scans set-based (ScanSet) needs UPDATE … FROM (3.33) and json_each,
+# built in since 3.38; older libraries judge each scan on its own (Gate.scan_in_transaction)
+SET_BASED = sqlite3.sqlite_version_info >= (3, 38)
+_LOOKUP = (  # all rows as ONE JSON text: sqlite3 hands the GIL over once per row it steps
+    "SELECT coalesce(json_group_array(json_object('code', code, 'id', id, 'event_id', event_id,"
+    " 'status', status, 'checked_in_at', checked_in_at, 'checked_in_gate', checked_in_gate)), '[]')"
+    " FROM tickets WHERE code IN (SELECT value FROM json_each(?))"
+)
+_ADMIT_ALL = (  # [[ticket id, at, gate], …]: each ticket admitted at its own scan's time
+    "UPDATE tickets SET checked_in_at = json_extract(j.value, '$[1]'),"
+    " checked_in_gate = json_extract(j.value, '$[2]') FROM json_each(?) AS j"
+    " WHERE tickets.id = json_extract(j.value, '$[0]') AND tickets.status = 'valid'"
+    " AND tickets.checked_in_at IS NULL"
+)
 _INSERT_SCAN = (
     "INSERT INTO scans (at, at_us, event_id, gate, operator, input, input_sha256,"
     " ticket_id, result, dry_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -111,11 +126,20 @@ def _logged(raw: str, code: str) -> tuple[str, str | None]:
     return kept, hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+_EVENT = "SELECT 1 FROM events WHERE id = ?"
+
+
 def check_event(s: Session, event_id: object) -> int:
     eid = v.parse_id(event_id, "event")
-    if s.conn.execute("SELECT 1 FROM events WHERE id = ?", (eid,)).fetchone() is None:
+    if s.conn.execute(_EVENT, (eid,)).fetchone() is None:
         raise not_found("event", eid)
     return eid
+
+
+def event_query(event_id: int) -> tuple[str, tuple[Any, ...]]:
+    """`check_event`'s read as a query giving one value (1: the event exists), for a
+    ScanSet's facts; a Gate built with `event_known=True` then skips it."""
+    return _EVENT, (event_id,)
 
 
 def check_gate_name(gate: str | None) -> str | None:
@@ -131,10 +155,16 @@ class Gate:
     """One gate's scanner session: keeps the connection, one transaction per scan."""
 
     def __init__(
-        self, s: Session, event_id: object, gate: str | None = None, *, dry_run: bool = False
+        self,
+        s: Session,
+        event_id: object,
+        gate: str | None = None,
+        *,
+        dry_run: bool = False,
+        event_known: bool = False,  # the caller read, in this transaction, that it exists
     ) -> None:
         self.s = s
-        self.event_id = check_event(s, event_id)
+        self.event_id = v.parse_id(event_id, "event") if event_known else check_event(s, event_id)
         self.gate = check_gate_name(gate)
         self.dry_run = dry_run
 
@@ -179,7 +209,7 @@ class Gate:
         """Judge one input and log it, inside the caller's transaction."""
         now = clock.now_us()
         at = clock.text_of_us(now)
-        code = codes.canonical(raw) if len(raw) <= MAX_INPUT else ""
+        code = code_of(raw)
         shown = _shown(raw)
         if not codes.is_well_formed(code):
             result = ScanResult(shown, "MALFORMED", gate=self.gate, dry_run=self.dry_run)
@@ -190,13 +220,35 @@ class Gate:
             self._audit_admission(c, result, at)
         return result
 
-    def _audit_admission(self, c: Any, result: ScanResult, at: str) -> None:
+    def scan_looked_up(self, found: ScanSet, raw: str, code: str, operator: str) -> ScanResult:
+        """One scan of a group judged set-based (see ScanSet): the same checks in the same
+        order as `_scan_one`, on the row `found` read for the whole group and updated by
+        this group's own earlier admissions; the admission itself is written by
+        `found.finish`, the scan-log and audit rows with the group's others."""
+        now = clock.now_us()
+        at = clock.text_of_us(now)
+        shown = _shown(raw)
+        if not codes.is_well_formed(code):
+            result = ScanResult(shown, "MALFORMED", gate=self.gate, dry_run=self.dry_run)
+        else:
+            result = self._decide(found.rows.get(code), shown, at)
+            if result.admitted and not self.dry_run:
+                found.admit(code, at, self.gate)
+        c = self.s.conn
+        self._insert_scan(c, result, raw, code, now, at, operator)
+        if result.admitted and not self.dry_run:
+            self._audit_admission(c, result, at, operator)
+        return result
+
+    def _audit_admission(
+        self, c: Any, result: ScanResult, at: str, operator: str | None = None
+    ) -> None:
         """An admission changes a ticket's state, so it is in the append-only audit log
         like every other change (the scan log answers "what was scanned", this one "who
         changed what"); one INSERT, in the scan's own transaction."""
         audit.record(
             c,
-            self.s.operator,
+            self.s.operator if operator is None else operator,
             "ticket",
             result.ticket_id,
             "checkin",
@@ -232,6 +284,22 @@ class Gate:
         return self._verdict(c, row, shown, at)
 
     def _verdict(self, c: Any, row: Any, shown: str, at: str) -> ScanResult:
+        result = self._decide(row, shown, at)
+        if not result.admitted or self.dry_run:
+            return result
+        admitted = c.execute(
+            "UPDATE tickets SET checked_in_at = ?, checked_in_gate = ?"
+            " WHERE id = ? AND status = 'valid' AND checked_in_at IS NULL",
+            (at, self.gate, row["id"]),
+        ).rowcount
+        if admitted != 1:  # cannot happen under the write lock; never admit twice anyway
+            raise TicketHubError(ErrorCode.INTERNAL, f"ticket {row['id']} changed under a lock")
+        return result
+
+    def _decide(self, row: Any, shown: str, at: str) -> ScanResult:
+        """The verdict on a well-formed code's ticket row (None: no such ticket), in the
+        fixed order: unknown, wrong event, void, already used, admitted (at `at`, which
+        the caller then writes unless this is a dry run). Reads and writes nothing."""
         gate = self.gate
         if row is None:
             return ScanResult(shown, "UNKNOWN", gate=gate, dry_run=self.dry_run)
@@ -250,17 +318,17 @@ class Gate:
             )
         if self.dry_run:
             return ScanResult(shown, "ADMITTED", gate=gate, **base)
-        admitted = c.execute(
-            "UPDATE tickets SET checked_in_at = ?, checked_in_gate = ?"
-            " WHERE id = ? AND status = 'valid' AND checked_in_at IS NULL",
-            (at, gate, row["id"]),
-        ).rowcount
-        if admitted != 1:  # cannot happen under the write lock; never admit twice anyway
-            raise TicketHubError(ErrorCode.INTERNAL, f"ticket {row['id']} changed under a lock")
         return ScanResult(shown, "ADMITTED", first_used_at=at, gate=gate, **base)
 
     def _insert_scan(
-        self, c: Any, result: ScanResult, raw: str, code: str, now_us: int, at: str
+        self,
+        c: Any,
+        result: ScanResult,
+        raw: str,
+        code: str,
+        now_us: int,
+        at: str,
+        operator: str | None = None,
     ) -> None:
         kept, digest = _logged(raw, code)
         write_later(  # in a group commit: one executemany per group (HTTP writer)
@@ -272,7 +340,7 @@ class Gate:
                 now_us,
                 self.event_id,
                 self.gate,
-                self.s.operator,
+                self.s.operator if operator is None else operator,
                 kept,
                 digest,
                 result.ticket_id,
@@ -280,6 +348,62 @@ class Gate:
                 int(self.dry_run),
             ),
         )
+
+
+def code_of(raw: str) -> str:
+    """The canonical code of an input ("" for input too long to read: MALFORMED)."""
+    return codes.canonical(raw) if len(raw) <= MAX_INPUT else ""
+
+
+class ScanSet:
+    """The tickets of a whole group of scans, read in ONE statement, and their admissions
+    written in ONE, inside a group commit (store.writer) that holds the write lock: no other
+    writer can change a ticket between the read and the commit, so each scan is judged in
+    arrival order on the row read, as this group's own earlier admissions left it (the same
+    code twice: ADMITTED, then ALREADY_USED with the first one's time and gate), by the
+    checks `Gate._scan_one` makes, with the same answers. Per scan the writer then runs no
+    statement of its own: per statement it hands the GIL to the event loop and back (and
+    waits to get it back), so `facts`, queries giving one value each (e.g.
+    tokens.live_query), are read in the same statement; their values are in `self.facts`."""
+
+    __slots__ = ("admitted", "conn", "facts", "rows")
+
+    def __init__(
+        self, s: Session, codes_: list[str], facts: Sequence[tuple[str, Sequence[Any]]] = ()
+    ) -> None:
+        import json
+
+        self.conn = conn = s.conn
+        wanted = sorted({code for code in codes_ if codes.is_well_formed(code)})
+        sql = "".join([f"SELECT ({_LOOKUP})", *(f", ({query})" for query, _ in facts)])
+        params = [json.dumps(wanted)]
+        for _, values in facts:
+            params.extend(values)
+        row = conn.execute(sql, params).fetchone()
+        self.rows: dict[str, Any] = {r["code"]: r for r in json.loads(row[0])}
+        self.facts = tuple(row[1:])
+        self.admitted: list[tuple[int, str, str | None]] = []
+
+    def admit(self, code: str, at: str, gate: str | None) -> None:
+        """Mark a valid, unused ticket admitted by a scan of this group (written by finish)."""
+        row = self.rows[code]
+        self.admitted.append((row["id"], at, gate))
+        row["checked_in_at"], row["checked_in_gate"] = at, gate
+
+    def finish(self) -> None:
+        """Write the group's admissions in one guarded UPDATE (each only if still valid and
+        unused); a count short of them cannot happen under the write lock, and is an error
+        that rolls the group back rather than admitting a ticket twice."""
+        if not self.admitted:
+            return
+        import json
+
+        done = self.conn.execute(_ADMIT_ALL, (json.dumps(self.admitted),)).rowcount
+        if done != len(self.admitted):
+            raise TicketHubError(
+                ErrorCode.INTERNAL, f"{len(self.admitted) - done} tickets changed under a lock"
+            )
+        self.admitted = []
 
 
 def validate(

@@ -17,6 +17,7 @@ import stat
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -533,6 +534,17 @@ def flush_later(group: dict[Any, Any] | None, conn: Connection) -> None:
         if not values:  # not a plain INSERT … VALUES (…): row by row
             conn.executemany(sql, rows)
             continue
+        if _JSON_ROWS and len(rows) > 1 and set(map(type, chain.from_iterable(rows))) <= _PLAIN:
+            # all rows in ONE statement, as one JSON parameter: text, integers and NULL
+            # come back out of json_each as exactly what they were
+            import json
+
+            columns = ", ".join(f"value ->> {i}" for i in range(one.count("?")))
+            conn.execute(
+                f"{head} SELECT {columns} FROM json_each(?) ORDER BY key",
+                (json.dumps(rows, ensure_ascii=False),),
+            )
+            continue
         start = 0
         for size in _CHUNKS:  # greedy: e.g. 37 rows = 32 + 4 + 1 (one statement each)
             while len(rows) - start >= size:
@@ -548,3 +560,6 @@ def flush_later(group: dict[Any, Any] | None, conn: Connection) -> None:
 # step, one release of the GIL) for many rows, and few distinct texts for the statement
 # cache; executemany would step, and hand the GIL to the event loop, once per row.
 _CHUNKS = (64, 16, 4, 1)
+# rows of only these types go as one JSON array (`->>` is SQLite 3.38's)
+_PLAIN = {str, int, type(None)}
+_JSON_ROWS = sqlite3.sqlite_version_info >= (3, 38)

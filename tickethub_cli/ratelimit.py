@@ -10,7 +10,7 @@ are older than the window. A refused scan is not judged: it admits nothing.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .session import Session
@@ -18,6 +18,22 @@ if TYPE_CHECKING:
 LIMIT = 60
 WINDOW_US = 60_000_000
 MISSES = ("UNKNOWN", "MALFORMED")
+
+
+_COUNT = "SELECT count(*) FROM token_misses WHERE token_id = ? AND at_us > ? AND kind <> 'REFUSED'"
+
+
+def count_query(token_id: int, now_us: int) -> tuple[str, tuple[Any, ...]]:
+    """The count `retry_after` reads, as a query giving one value, for a caller inside a
+    group commit that reads several facts in one statement; hand the value to `prime`."""
+    return _COUNT, (token_id, now_us - WINDOW_US)
+
+
+def prime(s: Session, token_id: int, now_us: int, misses: int) -> None:
+    """Keep a count read by `count_query(token_id, now_us)` for the rest of the group (as
+    `retry_after` keeps the one it reads), unless one is already kept."""
+    if s.group is not None:
+        s.group.setdefault(("misses", token_id), [now_us, misses])
 
 
 def retry_after(s: Session, token_id: int, now_us: int) -> int | None:
@@ -33,10 +49,7 @@ def retry_after(s: Session, token_id: int, now_us: int) -> int | None:
         return None
     conn = s.conn
     since = now_us - WINDOW_US
-    misses = conn.execute(
-        "SELECT count(*) FROM token_misses WHERE token_id = ? AND at_us > ? AND kind <> 'REFUSED'",
-        (token_id, since),
-    ).fetchone()[0]
+    misses = conn.execute(_COUNT, (token_id, since)).fetchone()[0]
     if group is not None:
         group[("misses", token_id)] = [now_us, misses]
     if misses < LIMIT:

@@ -112,7 +112,16 @@ def authenticate(s: Session, secret: str) -> dict[str, Any] | None:
     return {"id": row["id"], "role": row["role"], "event_id": row["event_id"], "name": row["name"]}
 
 
+_LIVE = "SELECT revoked_at IS NULL FROM api_tokens WHERE id = ?"  # 1 live, 0 revoked, none
+
+
 def is_live(s: Session, token_id: int) -> bool:
     """Not revoked (for a unit of work that checks its token in its own transaction)."""
-    row = s.conn.execute("SELECT revoked_at FROM api_tokens WHERE id = ?", (token_id,)).fetchone()
-    return row is not None and row[0] is None
+    row = s.conn.execute(_LIVE, (token_id,)).fetchone()
+    return row is not None and row[0] == 1
+
+
+def live_query(token_id: int) -> tuple[str, tuple[Any, ...]]:
+    """`is_live` as a query giving one value (1: live), for a caller that reads several
+    facts in one statement (see checkin.ScanSet)."""
+    return _LIVE, (token_id,)

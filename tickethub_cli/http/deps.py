@@ -210,6 +210,9 @@ class Backend:
     async def unit(self, fn: Callable[[Session], Any], operator: str) -> Any:
         return await self.writer.unit(fn, operator, asyncio.get_running_loop())
 
+    async def gather(self, fn: Callable[[Session, list[Any]], list[Any]], arg: Any, operator: str):
+        return await self.writer.gather(fn, arg, operator, asyncio.get_running_loop())
+
     async def batch(self, fn: Callable[[Session, list[Any]], list[Any]], arg: Any, operator: str):
         return await self.writer.batch(fn, arg, operator, asyncio.get_running_loop())
 

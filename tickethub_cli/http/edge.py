@@ -35,8 +35,7 @@ _TOO_LARGE = json.dumps(
 ).encode()
 
 
-# json.dumps with any keyword builds a new encoder per call: one, reused (it keeps no state)
-_LOG_ENCODER = json.JSONEncoder(separators=(",", ":"))
+_q = json.encoder.encode_basestring_ascii  # a JSON string literal, as json.dumps writes it
 _PREFIX = f"{uuid.uuid4().hex[:12]}-{os.getpid():x}-"  # unique per process start
 _serial = itertools.count(1)
 
@@ -73,23 +72,16 @@ class Edge:
         state["request_id"] = rid
         rid_header = (b"x-request-id", rid.encode())
         state["request_id_header"] = rid_header  # fast.py sends it itself
-
-        async def tagged(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                state["status"] = message["status"]
-                message = {**message, "headers": [*message.get("headers", ()), rid_header]}
-            await send(message)
-
         size = 0
         self.in_flight += 1
         try:
             body = await self._bounded_body(scope, receive)
             if body is None:
-                await _send_413(tagged)
+                await _send_413(_tagged(send, state, rid_header))
                 return
             size = len(body)
             if self.fast is None or not await self.fast(scope, body, send):
-                await self.app(scope, _replay(body, receive), tagged)
+                await self.app(scope, _replay(body, receive), _tagged(send, state, rid_header))
         finally:
             self.in_flight -= 1
             if self.log is not None:
@@ -124,17 +116,16 @@ class Edge:
         if int(now) != self._second:  # the same text for every line of one second
             self._second = int(now)
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._second))
-        line = {
-            "at": self._stamp,
-            "request_id": rid,
-            "method": scope.get("method"),
-            "route": getattr(route, "path", None) or state.get("route"),
-            "status": status,
-            "ms": round((time.perf_counter() - started) * 1000, 2),
-            "bytes_in": size,
-            "token_id": state.get("token_id"),
-        }
-        self._lines.append(_LOG_ENCODER.encode(line) + "\n")
+        path = getattr(route, "path", None) or state.get("route")
+        token_id = state.get("token_id")
+        # the JSON object {"at", "request_id", "method", "route", "status", "ms", "bytes_in",
+        # "token_id"}, written out (a line per request: a third of the encoder's time)
+        self._lines.append(
+            f'{{"at":"{self._stamp}","request_id":{_q(rid)},"method":{_q_or_null(scope.get("method"))},'
+            f'"route":{_q_or_null(path)},"status":{int(status)},'
+            f'"ms":{round((time.perf_counter() - started) * 1000, 2)!r},"bytes_in":{int(size)},'
+            f'"token_id":{"null" if token_id is None else int(token_id)}}}\n'
+        )
         if self.in_flight == 0 or len(self._lines) >= LOG_BATCH:
             self.flush_log()
         elif len(self._lines) == 1:
@@ -147,6 +138,23 @@ class Edge:
         text, self._lines = "".join(self._lines), []
         with contextlib.suppress(OSError, ValueError):
             self.log.write(text)
+
+
+def _q_or_null(text: str | None) -> str:
+    return "null" if text is None else _q(text)
+
+
+def _tagged(send: Send, state: dict[str, Any], rid_header: tuple[bytes, bytes]) -> Send:
+    """`send` that records the status and adds the request id header (fast.py does both
+    itself)."""
+
+    async def tagged(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            state["status"] = message["status"]
+            message = {**message, "headers": [*message.get("headers", ()), rid_header]}
+        await send(message)
+
+    return tagged
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -1,7 +1,7 @@
 """The two hot routes without the framework's per-request machinery.
 
 `POST /tickets/validate` and `POST /tickets/purchase` (with a JSON body) are answered here,
-by the very functions the FastAPI routes call (routes.do_validate, routes.do_purchase) after
+by the very functions the FastAPI routes call (routes.scan, routes.do_purchase) after
 the same checks in the same order: the token (401/403, nothing written), then the body (the
 same pydantic model, strict), then the route's work; errors through the same table. FastAPI
 keeps the routes for /openapi.json and answers any other request to them. Measured: the
@@ -22,13 +22,15 @@ from ..db import translate
 from ..errors import ErrorCode, TicketHubError
 from . import models as m
 from . import routes
-from .deps import Backend, check_role, error_response, validation_error
+from .deps import JSON_TYPE, Backend, check_role, dumps, error_response, validation_error
 
+# a Response, or the body of a 200 JSON answer
 Handler = Callable[[Backend, dict[str, Any], Any, dict[bytes, bytes]], Awaitable[Any]]
+_JSON_TYPE = (b"content-type", JSON_TYPE.encode())
 
 
 async def _validate(b: Backend, token: dict[str, Any], body: Any, headers: dict[bytes, bytes]):
-    return await routes.do_validate(b, token, body)
+    return await routes.scan(b, token, body)  # a 200 answer's body: sent as raw bytes
 
 
 async def _purchase(b: Backend, token: dict[str, Any], body: Any, headers: dict[bytes, bytes]):
@@ -77,15 +79,15 @@ class FastPath:
             response = error_response(
                 TicketHubError(ErrorCode.INTERNAL, f"internal error: {type(exc).__name__}")
             )
-        status = state["status"] = response.status_code
-        headers = response.raw_headers
+        if isinstance(response, dict):  # the headers a json_response would carry, in order
+            status, answer = 200, dumps(response)
+            sent = [(b"content-length", b"%d" % len(answer)), _JSON_TYPE]
+        else:
+            status, answer, sent = response.status_code, response.body, response.raw_headers
+        state["status"] = status
         rid = state.get("request_id_header")
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": headers if rid is None else [*headers, rid],
-            }
-        )
-        await send({"type": "http.response.body", "body": response.body})
+        if rid is not None:
+            sent = [*sent, rid]
+        await send({"type": "http.response.start", "status": status, "headers": sent})
+        await send({"type": "http.response.body", "body": answer})
         return True

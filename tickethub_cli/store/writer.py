@@ -9,6 +9,12 @@ The writer takes whatever has queued up and runs it in as few durable commits as
   together run in ONE `BEGIN IMMEDIATE`, each in its own SAVEPOINT (a unit that raises is
   rolled back alone and gets its exception), then ONE commit (synchronous=FULL), and only
   then is any of them answered: every answer a caller sees is durable.
+- `gather(fn, arg)`: like a unit, but all of a round's jobs of one `fn` are handed to ONE
+  call, `fn(session, [(operator, arg), …])`, inside the same transaction as the units, which
+  returns one result per job, or the exception that job gets (a job that fails that way
+  must not have written anything); e.g. a group's ticket scans judged with one read and one
+  write (checkin.ScanSet) instead of a few statements each. If the call raises, the
+  group is replayed (see run_units) and each job then gets a call of its own.
 - `batch(fn, arg)`: `fn(session, [args…])` does its own grouped transactions for many
   requests of one kind at once (e.g. `orders.purchase_many`) and returns one result (or
   TicketHubError) per arg.
@@ -59,47 +65,88 @@ class _Job:
 
 
 Outcome = tuple[_Job, Any, BaseException | None]
+GatherFn = Callable[[Session, list[tuple[str, Any]]], list[Any]]
 
 
-def run_units(
-    s: Session, units: Sequence[Callable[[Session], Any]]
-) -> list[tuple[Any, BaseException | None]]:
+class Gathered:
+    """Jobs of one `gather` function in a group: run as one call (see Writer.gather)."""
+
+    __slots__ = ("fn", "items")
+
+    def __init__(self, fn: GatherFn, items: list[tuple[str, Any]]) -> None:
+        self.fn, self.items = fn, items
+
+    def outcomes(self, s: Session, items: list[tuple[str, Any]]) -> list[Any]:
+        out = self.fn(s, items)
+        if len(out) != len(items):
+            raise RuntimeError(f"{self.fn!r} answered {len(out)} of {len(items)} jobs")
+        return [(None, r) if isinstance(r, BaseException) else (r, None) for r in out]
+
+
+Step = Callable[[Session], Any] | Gathered
+
+
+def run_units(s: Session, units: Sequence[Step]) -> list[tuple[Any, BaseException | None]]:
     """Run each unit as if in its own savepoint inside one transaction, commit once. Returns
-    (result, error) per unit; if the transaction itself fails (busy, disk), it raises and
-    nothing of any unit was kept.
+    (result, error) per unit (a Gathered step: one per item, in its place); if the
+    transaction itself fails (busy, disk), it raises and nothing of any unit was kept.
 
     Units nearly always succeed, so they first run without a savepoint each (two statements
-    fewer per unit) under one savepoint for the group; when one raises, the group's work is
-    rolled back and run again with a savepoint per unit, so the failing unit is undone alone.
-    A unit may therefore run twice: units only write to the database (as every caller's do).
-    Rows a unit hands to `db.write_later` are written before its savepoint (or the group's)
-    is released, so they share its fate."""
-    with transaction(s.conn) as c:
-        try:
+    fewer per unit, and none for the group: each statement hands the GIL to the event loop
+    and waits to get it back); when one raises, the whole transaction is rolled back and
+    the units run again in a new one with a savepoint per unit, so the failing unit is
+    undone alone. A unit may therefore run twice: units only write to the database (as
+    every caller's do). Rows a unit hands to `db.write_later` are written before its
+    savepoint is released (or the group commits), so they share its fate."""
+    try:
+        with transaction(s.conn) as c:
             s.group = {}
-            c.execute("SAVEPOINT optimistic")
             try:
-                out: list[tuple[Any, BaseException | None]] = [(unit(s), None) for unit in units]
-                flush_later(s.group, c)  # the group's deferred rows, one executemany each
-            except Exception:  # noqa: BLE001 - replayed below, one savepoint per unit
-                c.execute("ROLLBACK TO optimistic")
-                c.execute("RELEASE optimistic")
-                s.group = {}  # facts counted with the undone work: read again
-                out = []
+                out: list[tuple[Any, BaseException | None]] = []
                 for unit in units:
-                    try:
-                        with savepoint(c, "unit"):
-                            result = unit(s)
-                            flush_later(s.group, c)  # this unit's own rows, in its savepoint
-                            out.append((result, None))
-                    except Exception as exc:  # noqa: BLE001 - handed to that unit's caller
-                        drop_later(s.group)  # its kept rows are undone with it
-                        out.append((None, exc))
-            else:
-                c.execute("RELEASE optimistic")
+                    if isinstance(unit, Gathered):
+                        out.extend(unit.outcomes(s, unit.items))
+                    else:
+                        out.append((unit(s), None))
+                flush_later(s.group, c)  # the group's deferred rows, a few statements
+            except Exception as exc:  # rolled back (transaction), replayed below
+                raise _Replay from exc
+            finally:
+                s.group = None
+        return out
+    except _Replay:
+        pass
+    with transaction(s.conn) as c:
+        s.group = {}  # facts counted with the undone work: read again
+        try:
+            out = []
+            for unit in units:
+                if isinstance(unit, Gathered):  # each item on its own now
+                    for item in unit.items:
+                        out.append(_alone(s, c, lambda s, i=item, u=unit: u.outcomes(s, [i])))
+                else:
+                    out.append(_alone(s, c, lambda s, u=unit: [(u(s), None)]))
         finally:
             s.group = None
     return out
+
+
+class _Replay(Exception):
+    """A unit raised in a group's first run: its transaction was rolled back, run again."""
+
+
+def _alone(
+    s: Session, c: sqlite3.Connection, run: Callable[[Session], list[Any]]
+) -> tuple[Any, BaseException | None]:
+    """One unit (or one gathered item) in its own savepoint: undone alone if it raises."""
+    try:
+        with savepoint(c, "unit"):
+            (outcome,) = run(s)
+            flush_later(s.group, c)  # this unit's own rows, in its savepoint
+            return outcome
+    except Exception as exc:  # noqa: BLE001 - handed to that unit's caller
+        drop_later(s.group)  # its kept rows are undone with it
+        return None, exc
 
 
 def _answer(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
@@ -129,6 +176,9 @@ class Writer:
     # Each returns a concurrent Future, or with `loop=` an asyncio future of that loop.
     def unit(self, fn: Callable[[Session], Any], operator: str, loop: Any = None) -> Any:
         return self._put(_Job("unit", fn, None, operator, loop))
+
+    def gather(self, fn: GatherFn, arg: Any, operator: str, loop: Any = None) -> Any:
+        return self._put(_Job("gather", fn, arg, operator, loop))
 
     def batch(
         self,
@@ -215,7 +265,7 @@ class Writer:
                 loop.call_soon_threadsafe(_answer, answers)
 
     def _round(self, s: Session, jobs: list[_Job]) -> None:
-        units = [j for j in jobs if j.kind == "unit"]
+        units = [j for j in jobs if j.kind == "unit" or j.kind == "gather"]
         if units:
             self._units(s, units)
         batches: dict[tuple[Any, str], list[_Job]] = {}
@@ -238,15 +288,34 @@ class Writer:
 
             return call
 
+        steps: list[Step] = []
+        order: list[_Job] = []  # the jobs in the order of run_units' outcomes
+        gathered: dict[Any, tuple[Gathered, list[_Job]]] = {}
+        for j in jobs:
+            if j.kind == "unit":
+                steps.append(bound(j))
+                order.append(j)
+            elif j.fn in gathered:
+                gathered[j.fn][0].items.append((j.operator, j.arg))
+                gathered[j.fn][1].append(j)
+            else:  # judged together, at the place of the first of them
+                gathered[j.fn] = (Gathered(j.fn, [(j.operator, j.arg)]), [j])
+                steps.append(gathered[j.fn][0])
+                order.append(j)  # placeholder: replaced by the group's jobs below
+        if gathered:
+            ordered: list[_Job] = []
+            for step, j in zip(steps, order, strict=True):
+                ordered.extend(gathered[j.fn][1] if isinstance(step, Gathered) else [j])
+            order = ordered
         try:
-            results = run_units(s, [bound(j) for j in jobs])
+            results = run_units(s, steps)
         except Exception as exc:  # noqa: BLE001 - the whole group failed: tell each caller
             err = translate(exc) if isinstance(exc, DatabaseError) else exc
             self._deliver([(j, None, err) for j in jobs])
             return
         self.commits += 1
         self._deliver(
-            [(j, result, error) for j, (result, error) in zip(jobs, results, strict=True)]
+            [(j, result, error) for j, (result, error) in zip(order, results, strict=True)]
         )
 
     def _settle(self, s: Session, jobs: list[_Job], call: Callable[[], list[Any]]) -> None:
