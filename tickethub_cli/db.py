@@ -534,7 +534,12 @@ def flush_later(group: dict[Any, Any] | None, conn: Connection) -> None:
         if not values:  # not a plain INSERT … VALUES (…): row by row
             conn.executemany(sql, rows)
             continue
-        if _JSON_ROWS and len(rows) > 1 and set(map(type, chain.from_iterable(rows))) <= _PLAIN:
+        if (
+            _JSON_ROWS
+            and conn.dialect == "sqlite"
+            and len(rows) > 1
+            and set(map(type, chain.from_iterable(rows))) <= _PLAIN
+        ):
             # all rows in ONE statement, as one JSON parameter: text, integers and NULL
             # come back out of json_each as exactly what they were
             import json

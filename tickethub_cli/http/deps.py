@@ -126,6 +126,7 @@ class Backend:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.dialect = backend_name(path)
         self._idle: list[Session] = []  # read sessions not in use (the last used first)
         self._sessions: list[Session] = []  # every open read session, to close at the end
         self._lock = threading.Lock()

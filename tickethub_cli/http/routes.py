@@ -427,7 +427,7 @@ async def scan(b: Backend, token: Token, body: m.ValidateIn) -> dict[str, Any]:
     200 answer's body, or the error."""
     check_event(token, body.event_id)
     token_id = token["id"]
-    if checkin.SET_BASED:
+    if checkin.SET_BASED and b.dialect == "sqlite":  # (ScanSet's statements are SQLite's)
         out = await b.gather(scan_group, (token_id, body), operator_of(token))
     else:
         out = await b.unit(lambda s: scan_one(s, token_id, body), operator_of(token))

@@ -39,7 +39,15 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from ..db import DatabaseError, drop_later, flush_later, savepoint, transaction, translate
+from ..db import (
+    Connection,
+    DatabaseError,
+    drop_later,
+    flush_later,
+    savepoint,
+    transaction,
+    translate,
+)
 from ..errors import TicketHubError
 from ..session import Session
 
@@ -136,7 +144,7 @@ class _Replay(Exception):
 
 
 def _alone(
-    s: Session, c: sqlite3.Connection, run: Callable[[Session], list[Any]]
+    s: Session, c: Connection, run: Callable[[Session], list[Any]]
 ) -> tuple[Any, BaseException | None]:
     """One unit (or one gathered item) in its own savepoint: undone alone if it raises."""
     try:
