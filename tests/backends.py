@@ -83,7 +83,6 @@ def start_pg() -> PgServer:
 
     with psycopg.connect(server.get_uri(), autocommit=True) as conn:
         conn.execute("ALTER SYSTEM SET fsync = off")
-        conn.execute("ALTER SYSTEM SET max_connections = 300")
         conn.execute("SELECT pg_reload_conf()")
 
     def cleanup() -> Iterator[None]:
