@@ -139,18 +139,17 @@ class WriteLock:
 def dump(db: str) -> str:
     """The whole database as text (to compare before and after a refusal)."""
     if is_postgres(db):
-        tables = [
-            r[0]
-            for r in raw_query(
-                db,
-                "SELECT table_name FROM information_schema.tables"
-                " WHERE table_schema = current_schema() ORDER BY table_name",
-            )
-        ]
+        import psycopg
+
         lines = []
-        for table in tables:
-            for row in raw_query(db, f"SELECT * FROM {table}"):
-                lines.append(f"{table}: {row!r}")
+        with psycopg.connect(db, autocommit=True) as conn:  # one connection: dumps are frequent
+            tables = conn.execute(
+                "SELECT table_name FROM information_schema.tables"
+                " WHERE table_schema = current_schema() ORDER BY table_name"
+            ).fetchall()
+            for (table,) in tables:
+                for row in conn.execute(f'SELECT * FROM "{table}"').fetchall():
+                    lines.append(f"{table}: {tuple(row)!r}")
         return "\n".join(sorted(lines))
     conn = sqlite3.connect(db)
     try:

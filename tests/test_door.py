@@ -20,8 +20,8 @@ def test_version_is_printed_and_exits_0():
     assert done.returncode == 0 and done.stdout == f"tickethub {tickethub_cli.__version__}\n"
 
 
-def test_a_dry_run_says_would_admit_and_admits_nothing(tmp_path):
-    db = str(tmp_path / "door.db")
+def test_a_dry_run_says_would_admit_and_admits_nothing(make_db):
+    db = make_db("door")
     ids = seed(db)
     code = proc(db, "sell", "-i", f"{ids['ga']}:1", "--pay", "cash").json["order"]["tickets"][0][
         "code"
@@ -35,8 +35,8 @@ def test_a_dry_run_says_would_admit_and_admits_nothing(tmp_path):
     assert real.returncode == 0 and real.stdout.startswith("ADMITTED")
 
 
-def test_pay_method_is_read_case_insensitively(tmp_path):
-    db = str(tmp_path / "door.db")
+def test_pay_method_is_read_case_insensitively(make_db):
+    db = make_db("door")
     ids = seed(db)
     sale = proc(db, "sell", "-i", f"{ids['ga']}:1", "--pay", "CASH")
     assert sale.code == 0 and sale.json["order"]["pay_method"] == "cash"
@@ -45,8 +45,8 @@ def test_pay_method_is_read_case_insensitively(tmp_path):
     assert paid.code == 0 and paid.json["order"]["status"] == "PAID"
 
 
-def test_global_options_may_follow_the_command(tmp_path):
-    db = str(tmp_path / "after.db")
+def test_global_options_may_follow_the_command(make_db):
+    db = make_db("after")
     assert run("init", "--db", db, "--json").returncode == 0
     made = run("event", "create", "--name", "--json", "--starts-at", "2027-06-01T20:00:00Z")
     assert made.returncode != 0  # no --db given: ./tickethub.db does not exist
@@ -69,8 +69,8 @@ def test_global_options_may_follow_the_command(tmp_path):
     assert "go before or after the command" in wide.stdout
 
 
-def test_a_second_type_of_the_same_name_in_one_event_is_refused(tmp_path):
-    db = str(tmp_path / "twin.db")
+def test_a_second_type_of_the_same_name_in_one_event_is_refused(make_db):
+    db = make_db("twin")
     ids = seed(db)  # event 1 has GA and VIP; event 2 has Other
     before = dump(db)
     twin = proc(db, "ticket-type", "add", str(ids["event"]), "--name", " vip ", "--price", "5",
@@ -86,11 +86,11 @@ def test_a_second_type_of_the_same_name_in_one_event_is_refused(tmp_path):
     assert proc(db, "ticket-type", "update", str(ids["vip"]), "--name", "Vip").code == 0
 
 
-def test_order_list_pages_and_never_stops_silently(tmp_path):
+def test_order_list_pages_and_never_stops_silently(make_db):
     import tickethub_cli as th
     from tickethub_cli import orders
 
-    db = str(tmp_path / "pages.db")
+    db = make_db("pages")
     ids = seed(db, capacity=1000, max_per_order=10)
     s = th.open_session(db)
     for _ in range(250):
@@ -118,11 +118,11 @@ def test_order_list_pages_and_never_stops_silently(tmp_path):
     assert proc(db, "order", "list", "--limit", "0").code == 2
 
 
-def test_report_csv_has_money_in_major_units_with_its_currency(tmp_path):
+def test_report_csv_has_money_in_major_units_with_its_currency(make_db):
     import csv
     import io
 
-    db = str(tmp_path / "csv.db")
+    db = make_db("csv")
     ids = seed(db)
     proc(db, "sell", "-i", f"{ids['ga']}:2", "--pay", "cash")  # 2 x 20.00 EUR
     out = subprocess.run(
@@ -136,8 +136,8 @@ def test_report_csv_has_money_in_major_units_with_its_currency(tmp_path):
     assert "revenue_minor" not in out.stdout.splitlines()[0]
 
 
-def test_calling_an_event_off_refunds_each_order_once_even_across_a_crash(tmp_path):
-    db = str(tmp_path / "calloff.db")
+def test_calling_an_event_off_refunds_each_order_once_even_across_a_crash(make_db):
+    db = make_db("calloff")
     ids = seed(db, capacity=20)
     card = ["--pay", "card", "--card", "4242424242424242"]
     paid = [proc(db, "purchase", "-i", f"{ids['ga']}:2", *card).json["order"]["id"] for _ in "abc"]
@@ -172,8 +172,8 @@ def test_calling_an_event_off_refunds_each_order_once_even_across_a_crash(tmp_pa
     healthy(db)
 
 
-def test_closing_sales_of_a_type_refuses_new_sales_only(tmp_path):
-    db = str(tmp_path / "close.db")
+def test_closing_sales_of_a_type_refuses_new_sales_only(make_db):
+    db = make_db("close")
     ids = seed(db)
     sold = proc(db, "sell", "-i", f"{ids['ga']}:1", "--pay", "cash")
     closed = proc(db, "ticket-type", "update", str(ids["ga"]), "--sales", "CLOSED")
@@ -189,8 +189,8 @@ def test_closing_sales_of_a_type_refuses_new_sales_only(tmp_path):
     assert proc(db, "ticket-type", "update", str(ids["ga"]), "--sales", "maybe").code == 2
 
 
-def test_an_event_has_its_own_time_zone_and_human_output_shows_local_times(tmp_path):
-    db = str(tmp_path / "zone.db")
+def test_an_event_has_its_own_time_zone_and_human_output_shows_local_times(make_db):
+    db = make_db("zone")
     assert proc(db, "init").code == 0
     made = proc(
         db, "event", "create", "--name", "Jazz", "--timezone", "europe/berlin",
@@ -208,8 +208,8 @@ def test_an_event_has_its_own_time_zone_and_human_output_shows_local_times(tmp_p
     assert plain.json["event"]["timezone"] == "UTC"
 
 
-def test_an_unknown_or_path_like_time_zone_is_refused_and_nothing_written(tmp_path):
-    db = str(tmp_path / "zone.db")
+def test_an_unknown_or_path_like_time_zone_is_refused_and_nothing_written(make_db):
+    db = make_db("zone")
     seed(db)
     before = dump(db)
     for zone in ("Mars/Olympus", "../../etc/passwd", "localtime", "", "Europe/Berlin\x1b[2J"):
@@ -222,8 +222,8 @@ def test_an_unknown_or_path_like_time_zone_is_refused_and_nothing_written(tmp_pa
     assert dump(db) == before
 
 
-def test_event_update_renames_reschedules_and_moves_with_an_audit_row(tmp_path):
-    db = str(tmp_path / "upd.db")
+def test_event_update_renames_reschedules_and_moves_with_an_audit_row(make_db):
+    db = make_db("upd")
     ids = seed(db)
     eid = str(ids["event"])
     done = proc(
@@ -271,8 +271,8 @@ def test_shell_completion_can_be_installed_and_completes_commands():
     assert done.returncode == 0 and done.stdout.split() == ["create"]
 
 
-def test_with_a_time_zone_a_local_time_is_read_in_it_and_a_wrong_offset_is_refused(tmp_path):
-    db = str(tmp_path / "local.db")
+def test_with_a_time_zone_a_local_time_is_read_in_it_and_a_wrong_offset_is_refused(make_db):
+    db = make_db("local")
     assert proc(db, "init").code == 0
     ny = ("--timezone", "America/New_York")
     made = proc(db, "event", "create", "--name", "Gala", "--starts-at", "2027-01-10T19:30", *ny)
@@ -302,8 +302,8 @@ def test_with_a_time_zone_a_local_time_is_read_in_it_and_a_wrong_offset_is_refus
     assert bare.code == 2 and "--timezone" in bare.error["hint"]
 
 
-def test_event_cancel_dry_run_shows_who_gets_what_and_changes_nothing(tmp_path):
-    db = str(tmp_path / "plan.db")
+def test_event_cancel_dry_run_shows_who_gets_what_and_changes_nothing(make_db):
+    db = make_db("plan")
     ids = seed(db)
     eid = str(ids["event"])
     card = proc(db, "sell", "-i", f"{ids['ga']}:2", "--pay", "card", "--card", "4242424242424242",
@@ -329,7 +329,7 @@ def test_event_cancel_dry_run_shows_who_gets_what_and_changes_nothing(tmp_path):
     assert len(done.json["cancelled_orders"]) == 3
 
 
-def test_help_and_hints_a_new_user_asked_for(tmp_path):
+def test_help_and_hints_a_new_user_asked_for(make_db, tmp_path):
     """From a cold trial: test cards in --help, the callback payload, group help that says
     what the group does, a declined sale saying what to do next, formats in any case."""
     assert "4000000000000002" in run("purchase", "--help").stdout
@@ -337,7 +337,7 @@ def test_help_and_hints_a_new_user_asked_for(tmp_path):
     assert "call off" in run("event", "--help").stdout
     assert "ledger" in run("payment", "--help").stdout
     assert "admitted to" in run("checkin", "undo", "--help").stdout
-    db = str(tmp_path / "hint.db")
+    db = make_db("hint")
     ids = seed(db)
     declined = run("--db", db, "sell", "-i", f"{ids['ga']}:1", "--pay", "card", "--card",
                    "4000000000000002", "-k", "desk-d")  # fmt: skip
@@ -348,11 +348,11 @@ def test_help_and_hints_a_new_user_asked_for(tmp_path):
     assert out.code == 0 and out.json["files"][0].endswith(".svg")
 
 
-def test_a_called_off_event_gets_no_new_or_changed_ticket_types(tmp_path):
+def test_a_called_off_event_gets_no_new_or_changed_ticket_types(make_db):
     """`event update` refuses a called-off event; so do `ticket-type add` and `update`: a
     type re-opened (`--sales open`), repriced or added after the refunds would show a
     called-off event as on sale at the desk. Refused with nothing written."""
-    db = str(tmp_path / "off.db")
+    db = make_db("off")
     ids = seed(db)
     assert proc(db, "sell", "-i", f"{ids['ga']}:1", "--pay", "cash").code == 0
     assert proc(db, "event", "cancel", str(ids["event"]), "--reason", "storm").code == 0
@@ -373,11 +373,11 @@ def test_a_called_off_event_gets_no_new_or_changed_ticket_types(tmp_path):
     assert other.code == 0, other.stderr  # another event's types are not affected
 
 
-def test_a_held_order_of_an_event_being_called_off_cannot_be_paid(tmp_path):
+def test_a_held_order_of_an_event_being_called_off_cannot_be_paid(make_db):
     """`event cancel` crashed after its first refund: the event is `cancelling` and a held
     order is still PENDING. Paying it would charge a card for an event called off (and
     issue tickets); it is refused before the provider is asked, and the re-run cancels it."""
-    db = str(tmp_path / "calling-off.db")
+    db = make_db("calling-off")
     ids = seed(db)
     card = ["--pay", "card", "--card", "4242424242424242"]
     assert proc(db, "purchase", "-i", f"{ids['ga']}:1", *card).code == 0

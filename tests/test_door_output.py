@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from backends import BACKENDS, new_target
 from rich.cells import cell_len
 from support import OK_CARD, buy, tickethub_exe
 
@@ -64,11 +65,11 @@ def body_rows(out: str, title: str) -> list[str]:
     return lines[rule + 1 : end]
 
 
-@pytest.fixture(scope="module")
-def door(tmp_path_factory) -> dict[str, Any]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def door(request, tmp_path_factory) -> dict[str, Any]:
     """A summer and a winter event in Berlin (CEST and CET), one with a very long name, a
-    card sale with a named buyer and a walk-in cash sale."""
-    db = str(tmp_path_factory.mktemp("door") / "door.db")
+    card sale with a named buyer and a walk-in cash sale; on each backend."""
+    db = new_target(request.param, str(tmp_path_factory.mktemp("door")), "door")
     s, _, _ = th.init_session(db, operator="desk")
     jazz = events.create_event(
         s, name="Jazz Night", starts_at="2027-06-01T18:00:00Z", venue="Blue Hall", timezone=BERLIN

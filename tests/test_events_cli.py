@@ -4,7 +4,8 @@ every bad input from the foundation issue, names as data, global options, help e
 from __future__ import annotations
 
 import pytest
-from support import ALL_COMMANDS, cli, count, dump, proc
+from backends import BACKENDS, new_target
+from support import ALL_COMMANDS, cli, count, dump, proc, raw_query
 from typer.testing import CliRunner
 
 import tickethub_cli as th
@@ -13,9 +14,7 @@ from tickethub_cli.cli import app
 START = "2027-06-01T20:00:00+02:00"
 
 
-@pytest.fixture
-def box(tmp_path):
-    path = str(tmp_path / "box.db")
+def _box(path: str) -> tuple[str, int, int]:
     assert cli(path, "init").code == 0
     event = cli(path, "event", "create", "--name", "Gig", "--starts-at", START).json["event"]
     tt = cli(
@@ -31,6 +30,17 @@ def box(tmp_path):
         "100",
     ).json["ticket_type"]
     return path, event["id"], tt["id"]
+
+
+@pytest.fixture
+def box(make_db):
+    return _box(make_db())
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def refusing_box(request, tmp_path_factory):
+    """One box per backend for the tests of refusals: each checks that it wrote nothing."""
+    return _box(new_target(request.param, str(tmp_path_factory.mktemp("refusing"))))
 
 
 def test_event_create_list_show(box):
@@ -190,8 +200,8 @@ BAD = [
 
 @pytest.mark.parametrize(("args", "code"), BAD)
 @pytest.mark.parametrize("as_json", [True, False])
-def test_bad_input(box, args, code, as_json):
-    path, event_id, type_id = box
+def test_bad_input(refusing_box, args, code, as_json):
+    path, event_id, type_id = refusing_box
     args = [a.format(e=event_id, t=type_id) for a in args]
     before = dump(path)
     result = CliRunner().invoke(app, ["--db", path, *(["--json"] if as_json else []), *args])
@@ -246,8 +256,8 @@ def test_names_are_data_and_round_trip(box, name):
     assert count(path, "SELECT count(*) FROM events") == 2
 
 
-def test_operator_and_env_fallbacks(tmp_path, monkeypatch):
-    path = str(tmp_path / "env.db")
+def test_operator_and_env_fallbacks(make_db, monkeypatch):
+    path = make_db("env")
     monkeypatch.setenv("TICKETHUB_DB", path)
     monkeypatch.setenv("TICKETHUB_OPERATOR", "env-op")
     runner = CliRunner()
@@ -263,9 +273,9 @@ def test_operator_and_env_fallbacks(tmp_path, monkeypatch):
     )
     ops = [
         r[0]
-        for r in __import__("sqlite3")
-        .connect(path)
-        .execute("SELECT operator FROM audit_log WHERE entity = 'event' ORDER BY id")
+        for r in raw_query(
+            path, "SELECT operator FROM audit_log WHERE entity = 'event' ORDER BY id"
+        )
     ]
     assert ops == ["flag-op", "env-op"]
 
@@ -300,8 +310,8 @@ def test_every_command_help_has_an_example(command):
     assert "Example" in result.stdout
 
 
-def test_happy_path_through_the_installed_console_script(tmp_path):
-    path = str(tmp_path / "real.db")
+def test_happy_path_through_the_installed_console_script(make_db):
+    path = make_db("real")
     assert proc(path, "init").json["created"] is True
     event = proc(path, "event", "create", "--name", "Real", "--starts-at", START).json["event"]
     tt = proc(
@@ -328,11 +338,11 @@ def test_happy_path_through_the_installed_console_script(tmp_path):
     assert bad.code == 3 and bad.error["code"] == "NOT_FOUND"
 
 
-def test_python_dash_m_works(tmp_path):
+def test_python_dash_m_works(make_db):
     import subprocess
     import sys
 
-    path = str(tmp_path / "m.db")
+    path = make_db("m")
     done = subprocess.run(
         [sys.executable, "-m", "tickethub_cli", "--db", path, "--json", "init"],
         capture_output=True,
@@ -348,8 +358,9 @@ def test_a_group_without_its_subcommand_prints_its_help_once():
 
 
 @pytest.mark.parametrize("price", [" 5", "5 ", "5\n", "\t5"])
-def test_prices_match_the_contract_pattern_exactly(box, price):
-    path, event_id, _ = box
+def test_prices_match_the_contract_pattern_exactly(refusing_box, price):
+    path, event_id, _ = refusing_box
+    before = dump(path)
     out = cli(
         path,
         "ticket-type",
@@ -363,6 +374,7 @@ def test_prices_match_the_contract_pattern_exactly(box, price):
         "1",
     )
     assert out.code == 2 and out.error["code"] == "INVALID_INPUT"
+    assert dump(path) == before
 
 
 def test_human_errors_are_one_line_with_the_hint_on_it(box):
@@ -375,7 +387,7 @@ def test_human_errors_are_one_line_with_the_hint_on_it(box):
     assert line.startswith("error: ") and "[INVALID_INPUT]; hint: " in line
 
 
-def test_empty_db_option_is_refused(box):
+def test_empty_db_option_is_refused():
     result = CliRunner().invoke(app, ["--db", "", "--json", "event", "list"])
     assert result.exit_code == 2
     assert '"INVALID_INPUT"' in result.stderr

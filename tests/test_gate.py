@@ -20,8 +20,8 @@ from tickethub_cli.cli.errors import result_exit_code
 
 
 @pytest.fixture
-def venue(tmp_path):
-    path = str(tmp_path / "gate.db")
+def venue(make_db):
+    path = make_db("gate")
     ids = seed(path, capacity=50)
     s = th.open_session(path, operator="gatekeeper")
     sold = buy(s, [f"{ids['ga']}:3"]).order
@@ -362,8 +362,8 @@ def test_purchase_print_dir_writes_images(venue, tmp_path):
     assert out.code == 0 and len(os.listdir(tmp_path / "print")) == 2
 
 
-def test_report_numbers_against_a_known_sequence(tmp_path):
-    path = str(tmp_path / "report.db")
+def test_report_numbers_against_a_known_sequence(make_db):
+    path = make_db("report")
     ids = seed(path, capacity=20)
     s = th.open_session(path)
     a = buy(s, [f"{ids['ga']}:4"]).order  # 4 x 20.00

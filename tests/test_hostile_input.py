@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,14 +22,15 @@ from support import OK_CARD, buy, cli, count, dump, proc, seed, tickethub_exe
 
 import tickethub_cli as th
 from tickethub_cli import batch, clock
+from tickethub_cli.store.url import is_postgres
 
 HEADER = "idempotency_key,ticket_type_id,quantity,email,name,pay,card\n"
 SECRET = "whsec"
 
 
 @pytest.fixture
-def shop(tmp_path):
-    path = str(tmp_path / "shop.db")
+def shop(make_db):
+    path = make_db("shop")
     return path, seed(path, capacity=500, max_per_order=10)
 
 
@@ -308,18 +310,46 @@ def test_a_callback_payload_over_1_mib_on_stdin_is_refused_not_cut(shop):
 # --- 3. the gate survives a busy database ---------------------------------------------------
 
 LOCKER = """
-import sqlite3, sys
-conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-conn.execute("BEGIN IMMEDIATE")
+import sys
+target = sys.argv[1]
+if target.startswith("postgresql://"):  # the database's one write lock (see store/postgres.py)
+    import psycopg
+    from tickethub_cli.store.postgres import WRITE_LOCK
+    conn = psycopg.connect(target)
+    conn.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+else:
+    import sqlite3
+    conn = sqlite3.connect(target, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
 print("locked", flush=True)
 sys.stdin.readline()  # hold the write lock until the test says so
-conn.execute("ROLLBACK")
+conn.rollback()
 print("released", flush=True)
 """
 
 
-def test_gate_answers_a_busy_scan_with_an_error_line_and_goes_on(tmp_path):
-    db = str(tmp_path / "gate.db")
+def _hold_the_write_lock(target: str) -> Callable[[], None]:
+    """Another writer takes the database's write lock, in this process; returns its release."""
+    if is_postgres(target):
+        import psycopg
+
+        from tickethub_cli.store.postgres import WRITE_LOCK
+
+        pg = psycopg.connect(target)
+        pg.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+        return pg.close  # closing ends the transaction and its lock
+    holder = sqlite3.connect(target, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+
+    def release() -> None:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+    return release
+
+
+def test_gate_answers_a_busy_scan_with_an_error_line_and_goes_on(make_db):
+    db = make_db("gate")
     ids = seed(db, capacity=50)
     s = th.open_session(db, operator="t")
     tickets = buy(s, [f"{ids['ga']}:2"]).order["tickets"]
@@ -367,23 +397,21 @@ def test_gate_answers_a_busy_scan_with_an_error_line_and_goes_on(tmp_path):
             p.wait()
 
 
-def test_gate_library_answers_busy_scans_with_errors_and_writes_nothing(tmp_path):
+def test_gate_library_answers_busy_scans_with_errors_and_writes_nothing(make_db):
     from tickethub_cli.checkin import Gate
 
-    db = str(tmp_path / "gate.db")
+    db = make_db("gate")
     ids = seed(db)
     os.environ["TICKETHUB_BUSY_TIMEOUT"] = "0.05"  # read when the session opens
     try:
         s = th.open_session(db, operator="t")
     finally:
         os.environ.pop("TICKETHUB_BUSY_TIMEOUT")
-    holder = sqlite3.connect(db, isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")
+    release = _hold_the_write_lock(db)
     try:
         results = Gate(s, ids["event"]).answer_many(["AAAA", "BBBB"])
     finally:
-        holder.execute("ROLLBACK")
-        holder.close()
+        release()
     assert [r.error["code"] for r in results] == ["DB_BUSY", "DB_BUSY"]
     assert count(db, "SELECT count(*) FROM scans") == 0
     s.close()

@@ -9,13 +9,12 @@ import io
 import json
 import os
 import re
-import sqlite3
 import stat
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import OK_CARD, Outcome, buy, cli, count, dump, seed
+from support import OK_CARD, Outcome, buy, cli, count, dump, raw_execute, raw_query, seed
 from typer.testing import CliRunner
 
 import tickethub_cli as th
@@ -49,8 +48,8 @@ def assert_inert(out: Outcome) -> None:
 
 
 @pytest.fixture
-def box(tmp_path):
-    path = str(tmp_path / "hostile.db")
+def box(make_db):
+    path = make_db("hostile")
     ids = seed(path)
     return path, ids
 
@@ -153,44 +152,44 @@ def test_safe_text_escapes_controls_and_bidi(raw, shown):
     assert render.safe_text(raw) == shown
 
 
-def _poisoned_box(tmp_path) -> dict[str, Any]:
+def _poisoned_box(path: str) -> dict[str, Any]:
     """A database whose every displayed text column holds terminal escapes, C1 controls and
-    bidi overrides, written with sqlite3 directly (input validation would refuse them)."""
-    path = str(tmp_path / "poison.db")
+    bidi overrides, written into the database directly (input validation would refuse them)."""
     ids = seed(path)
     s = th.open_session(path, operator="clerk")
     sold = buy(s, [f"{ids['ga']}:2"], email="ann@example.org", name="Ann").order
     checkin.Gate(s, ids["event"], "north").scan(sold["tickets"][0]["code"])
     s.close()
-    conn = sqlite3.connect(path)
-    with conn:
-        conn.execute("UPDATE events SET name = ?, venue = ?", (POISON, POISON))
-        conn.execute("UPDATE ticket_types SET name = ?", (POISON,))
-        conn.execute(
-            "UPDATE orders SET name = ?, email = ?, idempotency_key = ?",
-            (POISON, POISON, POISON),
-        )
-        conn.execute(
-            "UPDATE tickets SET checked_in_gate = ? WHERE checked_in_at IS NOT NULL", (POISON,)
-        )
-        conn.execute(
-            "INSERT INTO audit_log (at, operator, entity, entity_id, action, from_state,"
-            " to_state, reason) VALUES ('2027-01-01T00:00:00Z', ?, 'order', ?, 'note', 'PAID',"
-            " 'PAID', ?)",
-            (POISON, sold["id"], POISON),
-        )
-        conn.execute(
-            "INSERT INTO scans (at, at_us, event_id, gate, operator, input, ticket_id, result,"
-            " dry_run) SELECT at, at_us + 1, event_id, ?, ?, input, ticket_id, 'ALREADY_USED', 0"
-            " FROM scans",
-            (POISON, POISON),
-        )
-    conn.close()
+    raw_execute(path, "UPDATE events SET name = ?, venue = ?", POISON, POISON)
+    raw_execute(path, "UPDATE ticket_types SET name = ?", POISON)
+    raw_execute(
+        path, "UPDATE orders SET name = ?, email = ?, idempotency_key = ?", POISON, POISON, POISON
+    )
+    raw_execute(
+        path, "UPDATE tickets SET checked_in_gate = ? WHERE checked_in_at IS NOT NULL", POISON
+    )
+    raw_execute(
+        path,
+        "INSERT INTO audit_log (at, operator, entity, entity_id, action, from_state,"
+        " to_state, reason) VALUES ('2027-01-01T00:00:00Z', ?, 'order', ?, 'note', 'PAID',"
+        " 'PAID', ?)",
+        POISON,
+        sold["id"],
+        POISON,
+    )
+    raw_execute(
+        path,
+        "INSERT INTO scans (at, at_us, event_id, gate, operator, input, ticket_id, result,"
+        " dry_run) SELECT at, at_us + 1, event_id, ?, ?, input, ticket_id, 'ALREADY_USED', 0"
+        " FROM scans",
+        POISON,
+        POISON,
+    )
     return {"db": path, "ids": ids, "order": sold, "codes": [t["code"] for t in sold["tickets"]]}
 
 
-def test_human_output_of_every_read_command_is_inert_whatever_was_stored(tmp_path):
-    box = _poisoned_box(tmp_path)
+def test_human_output_of_every_read_command_is_inert_whatever_was_stored(make_db, tmp_path):
+    box = _poisoned_box(make_db("poison"))
     db, event, order = box["db"], str(box["ids"]["event"]), str(box["order"]["id"])
     used, fresh = box["codes"]
     batch_file = tmp_path / "rows.jsonl"
@@ -226,8 +225,8 @@ def test_human_output_of_every_read_command_is_inert_whatever_was_stored(tmp_pat
     assert "\\x9b31m" in runs["validate used"].stdout  # the stored first gate
 
 
-def test_json_output_carries_hostile_text_exactly_but_inertly(tmp_path):
-    box = _poisoned_box(tmp_path)
+def test_json_output_carries_hostile_text_exactly_but_inertly(make_db):
+    box = _poisoned_box(make_db("poison"))
     out = cli(box["db"], "order", "show", str(box["order"]["id"]))
     assert out.code == 0
     assert RAW_UNSAFE.search(out.stdout) is None  # written as \\uXXXX escapes
@@ -313,10 +312,7 @@ def test_a_drawing_failure_after_a_sale_still_reports_the_order_and_its_key(box,
 
 def test_the_plain_fallback_is_escaped_too(box, monkeypatch):
     path, _ = box
-    conn = sqlite3.connect(path)
-    with conn:
-        conn.execute("UPDATE events SET name = ?", (POISON,))
-    conn.close()
+    raw_execute(path, "UPDATE events SET name = ?", POISON)
 
     def broken(*_args: Any, **_kw: Any) -> None:
         raise RuntimeError("the renderer broke")
@@ -353,11 +349,9 @@ def test_report_csv_neutralises_formula_cells_and_keeps_numbers(box):
     for name in hostile:
         events.add_ticket_type(s, ids["event"], name=name, price="1", capacity=3)
     s.close()
-    conn = sqlite3.connect(path)
-    with conn:  # tab and CR cannot be typed into a name (refused at input): stored directly
-        conn.execute("UPDATE ticket_types SET name = '\t=1+1' WHERE name = 'GA'")
-        conn.execute("UPDATE ticket_types SET name = char(13) || '=1+1' WHERE name = 'VIP'")
-    conn.close()
+    # tab and CR cannot be typed into a name (refused at input): stored directly
+    raw_execute(path, "UPDATE ticket_types SET name = ? WHERE name = 'GA'", "\t=1+1")
+    raw_execute(path, "UPDATE ticket_types SET name = ? WHERE name = 'VIP'", "\r=1+1")
     out = cli(path, "report", "--event", str(ids["event"]), "--csv")
     assert out.code == 0
     rows = list(csv.reader(io.StringIO(out.stdout, newline="")))
@@ -381,6 +375,7 @@ def _sold(path: str, ids: dict[str, int], quantity: int = 2) -> dict[str, Any]:
         s.close()
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # about the files written, not the database
 def test_ticket_export_replaces_a_planted_symlink_and_never_writes_its_target(box, tmp_path):
     path, ids = box
     order = _sold(path, ids, 1)
@@ -401,6 +396,7 @@ def test_ticket_export_replaces_a_planted_symlink_and_never_writes_its_target(bo
     assert out.json["files"] == [str(written)]
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # about the files written, not the database
 def test_ticket_files_are_private_and_named_by_ticket_id(box, tmp_path):
     path, ids = box
     order = _sold(path, ids)
@@ -453,14 +449,11 @@ def test_admissions_and_undos_are_in_the_audit_log(box):
     event = str(ids["event"])
 
     def audited() -> list[tuple[Any, ...]]:
-        conn = sqlite3.connect(path)
-        try:
-            return conn.execute(
-                "SELECT entity, entity_id, action, operator, data FROM audit_log"
-                " WHERE entity = 'ticket' ORDER BY id"
-            ).fetchall()
-        finally:
-            conn.close()
+        return raw_query(
+            path,
+            "SELECT entity, entity_id, action, operator, data FROM audit_log"
+            " WHERE entity = 'ticket' ORDER BY id",
+        )
 
     assert cli(path, "validate", first, "--event", event, "--dry-run").code == 0
     assert cli(path, "validate", "nonsense", "--event", event).code == 14
@@ -516,10 +509,10 @@ def _on_a_terminal(args: list[str], stdin: str) -> tuple[int, str]:
     return p.wait(timeout=30), b"".join(chunks).decode("utf-8", "replace")
 
 
-def test_gate_panels_on_a_terminal_show_stored_text_inertly(tmp_path):
+def test_gate_panels_on_a_terminal_show_stored_text_inertly(make_db):
     """On a terminal Rich writes its own colour codes, so the check is on what came from
     the database: the stored first gate (escapes, C1, bidi, markup) appears escaped."""
-    box = _poisoned_box(tmp_path)
+    box = _poisoned_box(make_db("poison"))
     event = str(box["ids"]["event"])
     used = box["codes"][0]
     for args, stdin in (

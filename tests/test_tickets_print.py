@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import stat
 import struct
 import subprocess
@@ -17,8 +16,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from backends import BACKENDS, new_target  # the one test server (as conftest.py)
 
-from tests.support import cli, dump, proc
+from tests.support import cli, dump, proc, raw_execute
 from tickethub_cli import ticket_print
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -34,20 +34,15 @@ def _set_timezone(db: str, event_id: int, zone: str) -> None:
     done = proc(db, "event", "update", str(event_id), "--timezone", zone)
     if done.code == 0:
         return
-    conn = sqlite3.connect(db)
-    try:
-        conn.execute("UPDATE events SET timezone = ? WHERE id = ?", (zone, event_id))
-        conn.commit()
-    finally:
-        conn.close()
+    raw_execute(db, "UPDATE events SET timezone = ? WHERE id = ?", zone, event_id)
 
 
-@pytest.fixture(scope="module")
-def shop(tmp_path_factory):
+@pytest.fixture(scope="module", params=BACKENDS)
+def shop(request, tmp_path_factory):
     """An event in Berlin with a VIP type at 45.00 EUR, sold once to a hostile name with a
-    PDF printed at the sale (all real processes)."""
+    PDF printed at the sale (all real processes), on each backend."""
     root = tmp_path_factory.mktemp("print")
-    db = str(root / "box.db")
+    db = new_target(request.param, str(root))
     assert proc(db, "init").code == 0
     event = proc(
         db, "event", "create", "--name", EVENT, "--starts-at", "2026-11-24T19:00:00Z",
@@ -167,11 +162,8 @@ def test_control_characters_in_stored_text_print_as_escapes(shop, tmp_path):
     """Text stored before the input rules (or written by another tool) with an ESC or a
     bidi override: printed as a visible escape in the PDF and SVG, never as itself."""
     db, order = shop["db"], shop["order"]
-    conn = sqlite3.connect(db)
-    conn.execute(
-        "UPDATE ticket_types SET name = ? WHERE id = ?", ("VIP\x1b[31m\u202eevil", shop["type"])
-    )
-    conn.commit()
+    evil = "VIP\x1b[31m\u202eevil"
+    raw_execute(db, "UPDATE ticket_types SET name = ? WHERE id = ?", evil, shop["type"])
     try:
         for fmt in ("pdf", "svg"):
             out = proc(db, "ticket", "export", "--order", str(order["id"]), "--dir",
@@ -185,9 +177,7 @@ def test_control_characters_in_stored_text_print_as_escapes(shop, tmp_path):
             assert "VIP\\x1b[31m\\u202eevil · 45.00 EUR" in text
             assert "\x1b" not in text and "\u202e" not in text
     finally:
-        conn.execute("UPDATE ticket_types SET name = 'VIP' WHERE id = ?", (shop["type"],))
-        conn.commit()
-        conn.close()
+        raw_execute(db, "UPDATE ticket_types SET name = 'VIP' WHERE id = ?", shop["type"])
 
 
 def test_bad_print_formats_are_refused_before_anything_is_written(shop, tmp_path):
@@ -258,9 +248,8 @@ def _svg_texts(path: str) -> list[str]:
     return [el.text or "" for el in ET.parse(path).iter(f"{SVG}text")]
 
 
-def _new_shop(root: Path, *, starts_at: str, zone: str, type_name: str) -> tuple[str, int]:
+def _new_shop(db: str, *, starts_at: str, zone: str, type_name: str) -> tuple[str, int]:
     """A fresh database with one event and one type at 45.00 EUR (real processes)."""
-    db = str(root / "box.db")
     assert proc(db, "init").code == 0
     event = proc(db, "event", "create", "--name", "Gig", "--starts-at", starts_at,
                  "--timezone", zone)  # fmt: skip
@@ -271,13 +260,13 @@ def _new_shop(root: Path, *, starts_at: str, zone: str, type_name: str) -> tuple
     return db, kind.json["ticket_type"]["id"]
 
 
-def test_a_long_holder_or_type_name_never_loses_the_holder_or_the_price(tmp_path):
+def test_a_long_holder_or_type_name_never_loses_the_holder_or_the_price(make_db, tmp_path):
     """A holder written as one long word (an email address, the holder when no name is
     given) is printed as far as it fits, not cut down to "Holder:…"; a type name too long
     for its two lines is cut, never the price after it."""
     email = "maximilian.mustermann-schmidt@example-university.edu"
     long_type = " ".join(["Weekend pass with camping, parking and the after-show party"] * 3)
-    db, type_id = _new_shop(tmp_path, starts_at="2027-06-01T18:00:00Z", zone="Europe/Berlin",
+    db, type_id = _new_shop(make_db(), starts_at="2027-06-01T18:00:00Z", zone="Europe/Berlin",
                             type_name=long_type)  # fmt: skip
     sold = proc(db, "sell", "-i", f"{type_id}:1", "--pay", "cash", "--email", email,
                 "--print-dir", str(tmp_path / "out"), "--print-format", "svg")  # fmt: skip
@@ -289,11 +278,11 @@ def test_a_long_holder_or_type_name_never_loses_the_holder_or_the_price(tmp_path
     assert any(t.startswith("Weekend pass with camping") for t in texts), texts
 
 
-def test_an_event_at_the_edge_of_the_calendar_still_prints(tmp_path):
+def test_an_event_at_the_edge_of_the_calendar_still_prints(make_db, tmp_path):
     """An event whose local time falls outside the calendar (year 9999 at UTC+14) is
     printed in UTC, saying so: the sale prints and `ticket export` does not fail with an
     internal error."""
-    db, type_id = _new_shop(tmp_path, starts_at="9999-12-31T23:00:00Z",
+    db, type_id = _new_shop(make_db(), starts_at="9999-12-31T23:00:00Z",
                             zone="Pacific/Kiritimati", type_name="GA")  # fmt: skip
     sold = proc(db, "sell", "-i", f"{type_id}:1", "--pay", "cash",
                 "--print-dir", str(tmp_path / "sold"), "--print-format", "svg")  # fmt: skip

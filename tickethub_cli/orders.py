@@ -181,8 +181,9 @@ def list_orders(
             " (SELECT count(*) FROM tickets t WHERE t.order_id = o.id) AS ticket_count,"
             " (SELECT coalesce(sum(quantity), 0) FROM order_lines l WHERE l.order_id = o.id)"
             f" AS seats FROM orders o JOIN events e ON e.id = o.event_id {clause}"
-            " ORDER BY o.id DESC LIMIT ?",
-            (*args, -1 if limit is None else limit + 1),
+            # no LIMIT for --all: PostgreSQL refuses SQLite's LIMIT -1
+            f" ORDER BY o.id DESC{'' if limit is None else ' LIMIT ?'}",
+            args if limit is None else (*args, limit + 1),
         ).fetchall()
     more = limit is not None and len(rows) > limit
     rows = rows[:limit] if more else rows

@@ -195,7 +195,13 @@ class PgConnection:
     def begin_write(self) -> None:
         """BEGIN, then the database's one write lock (waits up to lock_timeout)."""
         self.execute("BEGIN")
-        self.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+        try:
+            self.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+        except BaseException:
+            # busy: end the BEGIN, else this connection stays in an aborted transaction and
+            # every later unit of work in the process (the next scan, batch row) fails
+            self.rollback()
+            raise
 
     def commit(self) -> None:
         self.execute("COMMIT")
