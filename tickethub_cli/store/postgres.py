@@ -121,6 +121,9 @@ def pg_sql(sql: str) -> str:
 _BUSY = {"55P03", "57014", "40001", "40P01"}
 
 
+_BEGIN_WRITE = f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+
+
 class PgConnection:
     """The subset of sqlite3.Connection the services use, over one psycopg connection in
     autocommit mode (transactions are explicit BEGIN … COMMIT, as on SQLite)."""
@@ -193,10 +196,10 @@ class PgConnection:
 
     # ----------------------------------------------------------------- transactions
     def begin_write(self) -> None:
-        """BEGIN, then the database's one write lock (waits up to lock_timeout)."""
-        self.execute("BEGIN")
+        """BEGIN, then the database's one write lock (waits up to lock_timeout): both in one
+        round trip to the server (one simple-protocol message of two statements)."""
         try:
-            self.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+            self.execute(_BEGIN_WRITE)
         except BaseException:
             # busy: end the BEGIN, else this connection stays in an aborted transaction and
             # every later unit of work in the process (the next scan, batch row) fails
