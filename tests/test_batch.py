@@ -16,8 +16,8 @@ HEADER = "idempotency_key,ticket_type_id,quantity,email,name,pay,card\n"
 
 
 @pytest.fixture
-def shop(tmp_path):
-    path = str(tmp_path / "batch.db")
+def shop(make_db):
+    path = make_db("batch")
     ids = seed(path, capacity=500, max_per_order=10)
     return path, ids
 

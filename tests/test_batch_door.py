@@ -12,8 +12,8 @@ from support import DECLINED_CARD, OK_CARD, TIMEOUT_CARD, count, proc, seed, tic
 
 
 @pytest.fixture
-def shop(tmp_path):
-    path = str(tmp_path / "door.db")
+def shop(make_db):
+    path = make_db("door")
     return path, seed(path, capacity=50, max_per_order=10)
 
 
@@ -155,8 +155,8 @@ def mixed_file(tmp_path, ga: int, vip: int):
     return f
 
 
-def test_declined_unknown_and_sold_out_are_counted_apart(tmp_path):
-    db = str(tmp_path / "mixed.db")
+def test_declined_unknown_and_sold_out_are_counted_apart(make_db, tmp_path):
+    db = make_db("mixed")
     ids = seed(db, capacity=3)
     f = mixed_file(tmp_path, ids["ga"], ids["vip"])
     out = proc(db, "batch", str(f))
@@ -185,7 +185,7 @@ def test_declined_unknown_and_sold_out_are_counted_apart(tmp_path):
         "invalid": 1,
         "other": 1,
     }
-    db2 = str(tmp_path / "mixed-human.db")
+    db2 = make_db("mixed-human")
     seed(db2, capacity=3)
     shown = human(db2, "batch", str(f))
     assert shown.returncode == 8, shown.stderr

@@ -56,8 +56,8 @@ def captured_at_provider(db: str) -> int:
 
 
 @pytest.fixture
-def shop(tmp_path):
-    db = str(tmp_path / "shop.db")
+def shop(make_db):
+    db = make_db("shop")
     return db, seed(db)
 
 
@@ -279,8 +279,8 @@ def test_a_crashed_cash_sale_retried_at_once_is_completed(shop):
 # --------------------------------------------------- 6. admitted, refunded, then resold
 
 
-def test_cancelling_admitted_tickets_needs_force_and_keeps_the_seats(tmp_path):
-    db = str(tmp_path / "door.db")
+def test_cancelling_admitted_tickets_needs_force_and_keeps_the_seats(make_db):
+    db = make_db("door")
     ids = seed(db, capacity=2)
     ga = ids["ga"]
     sale = proc(db, "purchase", "-i", f"{ga}:2", "--pay", "card", "--card", OK_CARD)
@@ -344,10 +344,10 @@ def _batch_file(path: Path, rows: int, declined: set[int]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def test_batch_outcome_equals_the_row_by_row_outcome(tmp_path):
+def test_batch_outcome_equals_the_row_by_row_outcome(make_db, tmp_path):
     file = tmp_path / "sales.csv"
     _batch_file(file, 40, declined={3, 9, 14, 22})
-    grouped, single = str(tmp_path / "grouped.db"), str(tmp_path / "single.db")
+    grouped, single = make_db("grouped"), make_db("single")
     outcomes = []
     for path, stdin_pipe in ((grouped, False), (single, True)):
         seed(path, capacity=30)
@@ -426,8 +426,8 @@ def test_a_healthy_old_database_upgrades_healthy(tmp_path):
     healthy(path)
 
 
-def test_undoing_the_admission_of_a_force_cancelled_ticket_frees_its_seat(tmp_path):
-    db = str(tmp_path / "undo.db")
+def test_undoing_the_admission_of_a_force_cancelled_ticket_frees_its_seat(make_db):
+    db = make_db("undo")
     ids = seed(db, capacity=1)
     sale = proc(db, "purchase", "-i", f"{ids['ga']}:1", "--pay", "cash")
     code = sale.json["order"]["tickets"][0]["code"]

@@ -27,8 +27,8 @@ def finish(p: subprocess.Popen[str]) -> tuple[int, str, str]:
     return p.returncode, out, err
 
 
-def test_24_buyers_for_the_last_10_seats(tmp_path):
-    db = str(tmp_path / "rush.db")
+def test_24_buyers_for_the_last_10_seats(make_db):
+    db = make_db("rush")
     ids = seed(db, capacity=10)
     procs = [spawn(db, "purchase", "-i", f"{ids['ga']}:1", "--pay", "cash") for _ in range(24)]
     results = [finish(p) for p in procs]
@@ -43,8 +43,8 @@ def test_24_buyers_for_the_last_10_seats(tmp_path):
     healthy(db)
 
 
-def test_12_processes_retrying_one_key_make_one_order(tmp_path):
-    db = str(tmp_path / "retry.db")
+def test_12_processes_retrying_one_key_make_one_order(make_db):
+    db = make_db("retry")
     ids = seed(db)
     args = ["purchase", "-i", f"{ids['ga']}:2", "--pay", "card", "--card", OK_CARD, "-k", "one-key"]
     results = [finish(p) for p in [spawn(db, *args) for _ in range(12)]]
@@ -73,8 +73,8 @@ FAULTS = {
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
-def test_crash_then_reconcile(tmp_path, fault):
-    db = str(tmp_path / "crash.db")
+def test_crash_then_reconcile(make_db, fault):
+    db = make_db("crash")
     ids = seed(db)
     crashed = proc(
         db,
@@ -116,8 +116,8 @@ def test_crash_then_reconcile(tmp_path, fault):
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
-def test_crash_then_retry_with_same_key(tmp_path, fault):
-    db = str(tmp_path / "resume.db")
+def test_crash_then_retry_with_same_key(make_db, fault):
+    db = make_db("resume")
     ids = seed(db)
     args = ["purchase", "-i", f"{ids['ga']}:2", "--pay", "card", "--card", OK_CARD, "-k", "again"]
     crashed = proc(db, *args, env={"TICKETHUB_FAULT": fault})
@@ -135,8 +135,8 @@ def test_crash_then_retry_with_same_key(tmp_path, fault):
     healthy(db)
 
 
-def test_cash_crash_after_reserve_then_retry(tmp_path):
-    db = str(tmp_path / "cash.db")
+def test_cash_crash_after_reserve_then_retry(make_db):
+    db = make_db("cash")
     ids = seed(db)
     args = ["purchase", "-i", f"{ids['ga']}:1", "--pay", "cash", "-k", "cash-1"]
     assert proc(db, *args, env={"TICKETHUB_FAULT": "after_reserve"}).code == 137

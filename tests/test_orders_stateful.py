@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
+from collections.abc import Callable
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -20,6 +19,7 @@ from hypothesis.stateful import (
     invariant,
     multiple,
     rule,
+    run_state_machine_as_test,
 )
 from support import DECLINED_CARD, OK_CARD, TIMEOUT_CARD, seed
 
@@ -36,10 +36,9 @@ class BoxOffice(RuleBasedStateMachine):
     order_ids = Bundle("order_ids")
     keys = Bundle("keys")
 
-    def __init__(self) -> None:
+    def __init__(self, make_db: Callable[..., str]) -> None:
         super().__init__()
-        self.dir = tempfile.mkdtemp(prefix="th-stateful-")
-        self.path = os.path.join(self.dir, "box.db")
+        self.path = make_db("box")
         self.ids = seed(self.path, capacity=6, max_per_order=4)
         self.s = th.open_session(self.path, operator="machine")
         self.offset = 0.0
@@ -54,7 +53,6 @@ class BoxOffice(RuleBasedStateMachine):
         faults.arm("")
         self.s.close()
         clock.set_offset(0)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     def _status(self, oid: int) -> str:
         return orders.get_order(self.s, oid)["status"]
@@ -292,10 +290,19 @@ class BoxOffice(RuleBasedStateMachine):
         assert rows == []
 
 
-BoxOffice.TestCase.settings = settings(
+SETTINGS = settings(
     max_examples=int(os.environ.get("TICKETHUB_STATEFUL_EXAMPLES", "30")),
     stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-TestBoxOffice = BoxOffice.TestCase
+
+
+def test_box_office(make_db):
+    """The machine on each backend: every example starts on a fresh database of its own."""
+    counter = iter(range(10**6))
+
+    def fresh() -> BoxOffice:
+        return BoxOffice(lambda name: make_db(f"{name}{next(counter)}"))
+
+    run_state_machine_as_test(fresh, settings=SETTINGS)
