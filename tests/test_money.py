@@ -542,3 +542,41 @@ def test_a_cancel_retried_after_a_crash_finishes_its_refund(shop):
     assert [(c["status"], c["refunded_minor"]) for c in ledger(db)] == [("refunded", 2000)]
     assert proc(db, "order", "cancel", oid).code == 4  # nothing left to finish: illegal again
     healthy(db)
+
+
+def test_a_database_really_busy_after_the_charge_never_says_nothing_changed(shop, monkeypatch):
+    """The settlement meets the write lock held by another writer (not the fault point):
+    the error must say a payment may exist, never the busy error's own "nothing was
+    changed", and a retry with its key settles the one charge."""
+    import tickethub_cli as th
+    from tickethub_cli import db as dbm
+    from tickethub_cli import orders
+    from tickethub_cli.errors import ErrorCode, TicketHubError
+    from tickethub_cli.settings import Settings
+
+    db, ids = shop
+    s = th.open_session(Settings(db_path=db, busy_timeout_s=0.2), operator="clerk")
+    rival = dbm.connect(db)
+    real = s.provider.charge
+
+    def charge_then_rival_takes_the_lock(*args):
+        said = real(*args)
+        rival.begin_write()  # another writer holds the lock past our busy budget
+        return said
+
+    monkeypatch.setattr(s.provider, "charge", charge_then_rival_takes_the_lock)
+    req = orders.OrderRequest.parse(items=[f"{ids['ga']}:1"], pay="card", card=OK_CARD)
+    with pytest.raises(TicketHubError) as busy:
+        orders.purchase(s, req)
+    rival.rollback()
+    rival.close()
+    err = busy.value
+    assert err.code == ErrorCode.DB_BUSY and err.details["payment_may_exist"] is True
+    assert "nothing was changed" not in err.message and "may have been taken" in err.message
+    monkeypatch.setattr(s.provider, "charge", real)
+    key = err.details["idempotency_key"]
+    again = orders.purchase(s, req.model_copy(update={"idempotency_key": key}))
+    s.close()
+    assert again.replayed is True and again.order["status"] == "PAID"
+    assert captured_at_provider(db) == 1
+    healthy(db)

@@ -814,10 +814,12 @@ def _after_charge_failure(
     """The settlement failed after the provider may have taken money: never say that nothing
     changed. Name the order and the key; a retry with the key finishes without a new charge."""
     err = exc if isinstance(exc, TicketHubError) else translate(exc, s.conn)
+    # a busy database's own message ends "nothing was changed": true of the step that
+    # failed, false of the purchase (the provider may have taken the money)
+    why = "the database stayed busy" if err.code == ErrorCode.DB_BUSY else err.message
     return TicketHubError(
         err.code,
-        f"order {plan.order_id}: a payment may have been taken, but recording it failed"
-        f" ({err.message})",
+        f"order {plan.order_id}: a payment may have been taken, but recording it failed ({why})",
         order_id=plan.order_id,
         hint="do not take another payment; retry with the same idempotency key (it will not"
         " charge again), or reconcile the order",

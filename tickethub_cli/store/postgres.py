@@ -161,9 +161,15 @@ class PgConnection:
 
     # ----------------------------------------------------------------- transactions
     def begin_write(self) -> None:
-        """BEGIN, then the database's one write lock (waits up to lock_timeout)."""
+        """BEGIN, then the database's one write lock (waits up to lock_timeout). A lock not
+        had in time ends the transaction it opened: the connection is left as SQLite's failed
+        BEGIN IMMEDIATE leaves it (no transaction), so the session's next unit can start."""
         self.execute("BEGIN")
-        self.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+        try:
+            self.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+        except BaseException:
+            self.rollback()
+            raise
 
     def commit(self) -> None:
         self.execute("COMMIT")
