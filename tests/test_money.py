@@ -580,3 +580,18 @@ def test_a_database_really_busy_after_the_charge_never_says_nothing_changed(shop
     assert again.replayed is True and again.order["status"] == "PAID"
     assert captured_at_provider(db) == 1
     healthy(db)
+
+
+def test_a_callback_id_with_a_control_character_is_refused_and_writes_nothing(shop, tmp_path):
+    """A NUL in the id (a JSON \\u0000 escape) cannot be stored on PostgreSQL: it ended there
+    as DB_ERROR (exit 7), and was stored as is on SQLite. Refused at input on both."""
+    db, ids = shop
+    oid = proc(db, "order", "create", "-i", f"{ids['ga']}:1").json["order"]["id"]
+    before = dump(db)
+    for n, bad in enumerate(("a\x00b", "x\x1b[31m")):
+        body = {"id": bad, "order_id": oid, "status": "succeeded", "amount_minor": 2000}
+        out = callback(db, tmp_path, body, name=f"bad{n}.json")
+        assert out.code == 2 and out.error["code"] == "INVALID_INPUT", out.stderr
+        assert "control characters" in out.error["message"]
+    assert dump(db) == before
+    assert ledger(db) == []
