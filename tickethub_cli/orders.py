@@ -176,13 +176,15 @@ def list_orders(
             where.append("o.id < ?")
             args.append(_cursor(cursor))
             clause = f"WHERE {' AND '.join(where)}"
+        # no LIMIT at all for every match: PostgreSQL refuses SQLite's `LIMIT -1`
+        page = "" if limit is None else f" LIMIT {int(limit) + 1}"
         rows = c.execute(
             "SELECT o.*, e.name AS event_name, e.timezone,"
             " (SELECT count(*) FROM tickets t WHERE t.order_id = o.id) AS ticket_count,"
             " (SELECT coalesce(sum(quantity), 0) FROM order_lines l WHERE l.order_id = o.id)"
             f" AS seats FROM orders o JOIN events e ON e.id = o.event_id {clause}"
-            " ORDER BY o.id DESC LIMIT ?",
-            (*args, -1 if limit is None else limit + 1),
+            f" ORDER BY o.id DESC{page}",
+            args,
         ).fetchall()
     more = limit is not None and len(rows) > limit
     rows = rows[:limit] if more else rows
