@@ -459,7 +459,7 @@ class Chaos:
                 " AND u.id < c.id WHERE c.method = 'cash' AND u.method = 'card'"
             )[0][0],
             paid=self.rows("SELECT count(*) FROM orders WHERE status='PAID'")[0][0],
-            sold=self.rows("SELECT sum(sold) FROM ticket_types")[0][0],
+            sold=int(self.rows("SELECT sum(sold) FROM ticket_types")[0][0] or 0),
             admitted=self.rows("SELECT count(*) FROM tickets WHERE checked_in_at IS NOT NULL")[0][
                 0
             ],
