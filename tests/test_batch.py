@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import signal
@@ -11,7 +10,18 @@ import subprocess
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import OK_CARD, cli, count, dump, healthy, proc, seed, tickethub_exe, type_counts
+from support import (
+    OK_CARD,
+    cli,
+    count,
+    dump,
+    healthy,
+    proc,
+    reusable_db,
+    seed,
+    tickethub_exe,
+    type_counts,
+)
 
 HEADER = "idempotency_key,ticket_type_id,quantity,email,name,pay,card\n"
 
@@ -245,7 +255,6 @@ def test_a_file_name_with_a_nul_byte_is_bad_input(shop):
 
 # --------------------------------------------- group commit gives the row-by-row outcome
 
-_runs = itertools.count()  # each example's databases get names of their own
 CARDS = {"ok": OK_CARD, "declined": "4000000000000002", "timeout": "4000000000000119"}
 ROW = st.tuples(
     st.sampled_from(["ga", "vip"]),
@@ -284,20 +293,20 @@ def _run_file(path: str, ids: dict, rows: list, group: int) -> list:
 
 def test_grouped_batch_equals_row_by_row(make_db, backend):
     """Whatever the file, sharing commits changes no row's outcome: a declined or unknown
-    row never keeps a later row from the seats a row-by-row run would give it. (Fewer
-    examples on PostgreSQL, where each one's two fresh databases cost about 0.3 s.)"""
+    row never keeps a later row from the seats a row-by-row run would give it."""
+    grouped_db = reusable_db(make_db, backend, "grouped")
+    single_db = reusable_db(make_db, backend, "single")
 
     @settings(
-        max_examples=25 if backend == "sqlite" else 10,
+        max_examples=25 if backend == "sqlite" else 12,
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture],
     )
     @given(rows=st.lists(ROW, min_size=1, max_size=40))
     def check(rows):
-        run = next(_runs)
         outcomes, counters = [], []
-        for name, group in (("grouped", 50), ("single", 1)):
-            path = make_db(f"{name}-{run}")
+        for fresh, group in ((grouped_db, 50), (single_db, 1)):
+            path = fresh()
             ids = seed(path, capacity=8, max_per_order=3)
             outcomes.append(_run_file(path, ids, rows, group))
             counters.append([type_counts(path, ids[t]) for t in ("ga", "vip")])

@@ -21,7 +21,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from support import DECLINED_CARD, OK_CARD, TIMEOUT_CARD, seed
+from support import DECLINED_CARD, OK_CARD, TIMEOUT_CARD, reusable_db, seed
 
 import tickethub_cli as th
 from tickethub_cli import callbacks, checkin, clock, doctor, faults, orders, reconcile
@@ -36,9 +36,9 @@ class BoxOffice(RuleBasedStateMachine):
     order_ids = Bundle("order_ids")
     keys = Bundle("keys")
 
-    def __init__(self, make_db: Callable[..., str]) -> None:
+    def __init__(self, fresh_db: Callable[[], str]) -> None:
         super().__init__()
-        self.path = make_db("box")
+        self.path = fresh_db()
         self.ids = seed(self.path, capacity=6, max_per_order=4)
         self.s = th.open_session(self.path, operator="machine")
         self.offset = 0.0
@@ -291,17 +291,13 @@ class BoxOffice(RuleBasedStateMachine):
 
 
 def test_box_office(make_db, backend):
-    """The machine on each backend: every example starts on a fresh database of its own.
-    PostgreSQL runs fewer examples (a fresh database and its schema cost about 0.25 s there;
-    TICKETHUB_STATEFUL_EXAMPLES sets both)."""
-    default = "30" if backend == "sqlite" else "12"
-    counter = iter(range(10**6))
-
-    def fresh() -> BoxOffice:
-        return BoxOffice(lambda name: make_db(f"{name}{next(counter)}"))
-
+    """The machine on each backend: every example starts on an empty box office of its
+    own (on PostgreSQL one database emptied again; TICKETHUB_STATEFUL_EXAMPLES sets the
+    count on both)."""
+    default = "30" if backend == "sqlite" else "20"
+    fresh = reusable_db(make_db, backend)
     run_state_machine_as_test(
-        fresh,
+        lambda: BoxOffice(fresh),
         settings=settings(
             max_examples=int(os.environ.get("TICKETHUB_STATEFUL_EXAMPLES", default)),
             stateful_step_count=30,
