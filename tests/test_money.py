@@ -597,3 +597,32 @@ def test_a_callback_id_with_a_control_character_is_refused_and_writes_nothing(sh
         assert "control characters" in out.error["message"]
     assert dump(db) == before
     assert ledger(db) == []
+
+
+def test_a_card_purchase_that_cannot_reach_the_provider_changes_nothing(shop, monkeypatch):
+    """The provider's connection is a second one: a database that refuses it (PostgreSQL at
+    max_connections) used to leave the order PENDING with its seats held, and an error that
+    named neither order nor key. Now it is opened first: nothing is written."""
+    import tickethub_cli as th
+    from tickethub_cli import db as dbm
+    from tickethub_cli import orders
+    from tickethub_cli.errors import ErrorCode, TicketHubError
+
+    db, ids = shop
+    s = th.open_session(db, operator="clerk")
+    before = dump(db)
+
+    def refused(*args, **kw):
+        raise TicketHubError(ErrorCode.DB_ERROR, "sorry, too many clients already")
+
+    monkeypatch.setattr(dbm, "connect_external", refused)
+    req = orders.OrderRequest.parse(items=[f"{ids['ga']}:2"], pay="card", card=OK_CARD)
+    for attempt in (lambda: orders.purchase(s, req), lambda: orders.purchase_many(s, [req])):
+        with pytest.raises(TicketHubError) as err:
+            attempt()
+        assert err.value.code == ErrorCode.DB_ERROR
+        assert dump(db) == before
+    cash = orders.OrderRequest.parse(items=[f"{ids['ga']}:1"], pay="cash")
+    assert orders.purchase(s, cash).order["status"] == "PAID"  # cash needs no provider
+    s.close()
+    healthy(db)

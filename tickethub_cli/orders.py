@@ -585,6 +585,7 @@ def _begin_purchase(s: Session, req: OrderRequest, lease: Lease) -> _Plan:
 def purchase(s: Session, req: OrderRequest) -> OrderResult:
     """Reserve, charge and issue in one call; safe to retry with the same key. The call is
     one unit of work: its key is leased to it alone until it returns."""
+    _provider_first(s, [req])
     with Lease() as lease:
         with transaction(s.conn):
             plan = _begin_purchase(s, req, lease)
@@ -592,6 +593,15 @@ def purchase(s: Session, req: OrderRequest) -> OrderResult:
             return _replay(s, plan.replay)
         faults.point("after_reserve")
         return _complete(s, plan)
+
+
+def _provider_first(s: Session, reqs: list[OrderRequest]) -> None:
+    """A card payment needs the provider's own connection: it is opened before anything is
+    reserved, so a database that refuses one more connection (PostgreSQL's max_connections)
+    fails the purchase having changed nothing, not with seats held by an order that the
+    error does not name."""
+    if any(r.pay == "card" for r in reqs):
+        s.provider  # noqa: B018 (opens it)
 
 
 def purchase_many(s: Session, reqs: list[OrderRequest]) -> list[OrderResult | TicketHubError]:
@@ -606,6 +616,7 @@ def purchase_many(s: Session, reqs: list[OrderRequest]) -> list[OrderResult | Ti
     ones are settled."""
     outcomes: list[OrderResult | TicketHubError] = []
     rest = list(reqs)
+    _provider_first(s, rest)
     with Lease() as lease:  # one unit of work: its keys are distinct
         while rest:
             done, rest = _purchase_group(s, rest, lease)
