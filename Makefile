@@ -35,10 +35,10 @@ test: lint compile
 bench: install
 	$(BIN)/python bench/run_all.py
 
-# the long chaos run: make chaos CHAOS_SECONDS=600 SEED=42
+# the long chaos run: make chaos CHAOS_SECONDS=600 SEED=42 (DB_URL=postgresql://…: on PostgreSQL)
 CHAOS_SECONDS ?= 120
 chaos: install
-	$(BIN)/python tools/chaos.py --seconds $(CHAOS_SECONDS) $(if $(SEED),--seed $(SEED))
+	$(BIN)/python tools/chaos.py --seconds $(CHAOS_SECONDS) $(if $(SEED),--seed $(SEED)) $(if $(DB_URL),--db-url $(DB_URL))
 
 # the long fuzz run (every family, real processes included): make fuzz FUZZ_EXAMPLES=5000
 FUZZ_EXAMPLES ?= 5000

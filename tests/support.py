@@ -236,3 +236,31 @@ ALL_COMMANDS = [
     ["db", "copy"],
     ["serve"],
 ]
+
+
+def reusable_db(make_db: Any, backend: str, name: str = "box") -> Any:
+    """For property tests that want a fresh box office per example: a function returning an
+    empty database target each call. SQLite: a new file each time. PostgreSQL: one database,
+    emptied again (TRUNCATE … RESTART IDENTITY, identity kept) before each later use: a new
+    database there costs ~0.25 s and ~15 MB of writes, which hundreds of examples feel."""
+    counter = iter(range(10**9))
+    made: list[str] = []
+
+    def fresh() -> str:
+        n = next(counter)
+        if backend == "sqlite":
+            return make_db(f"{name}{n}")
+        if not made:
+            made.append(make_db(name))
+            return made[0]
+        db = made[0]
+        tables = raw_query(
+            db,
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_schema = current_schema() AND table_name <> 'meta'",
+        )
+        raw_execute(db, f"TRUNCATE {', '.join(t[0] for t in tables)} RESTART IDENTITY CASCADE")
+        raw_execute(db, "DELETE FROM meta WHERE key NOT IN ('application', 'schema_version')")
+        return db
+
+    return fresh

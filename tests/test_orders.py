@@ -649,3 +649,17 @@ def test_overridden_failure_callback_says_so_in_the_history(shop, tmp_path):
         "failed, but the provider holds a captured charge"
         in (res.json["order"]["history"][-1]["reason"])
     )
+
+
+def test_listing_every_order_and_a_page_of_them(shop):
+    """`order list --all` (no limit) sent SQLite's `LIMIT -1`, which PostgreSQL refuses:
+    DB_ERROR there."""
+    db, ids, s = shop
+    made = [buy(s, [f"{ids['ga']}:1"]).order["id"] for _ in range(3)]
+    everything = orders.list_orders(s, limit=None)
+    assert [o["id"] for o in everything["orders"]] == made[::-1]
+    assert everything["total"] == 3 and everything["next_cursor"] is None
+    page = orders.list_orders(s, limit=2)
+    assert [o["id"] for o in page["orders"]] == made[:0:-1] and page["next_cursor"]
+    out = cli(db, "order", "list", "--all")
+    assert out.code == 0 and len(out.json["orders"]) == 3, out.stderr

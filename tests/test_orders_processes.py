@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import time
 from collections import Counter
 
 import pytest
@@ -142,4 +144,43 @@ def test_cash_crash_after_reserve_then_retry(make_db):
     assert proc(db, *args, env={"TICKETHUB_FAULT": "after_reserve"}).code == 137
     retry = proc(db, *args)
     assert retry.code == 0 and retry.json["order"]["status"] == "PAID"
+    healthy(db)
+
+
+def test_kill_9_mid_purchase_then_reconcile(make_db):
+    """Real kill -9 (not a fault point), wherever it lands: six card purchases are killed as
+    soon as the first order exists, some before their reservation, some holding the write
+    lock, some between the charge and the settlement. Reconcile then leaves no order open,
+    every PAID order has exactly one capture at the provider and no other order has any,
+    and a retry of each key charges nothing more."""
+    db = make_db("kill9")
+    ids = seed(db, capacity=30)
+    argv = ["purchase", "-i", f"{ids['ga']}:2", "--pay", "card", "--card", OK_CARD]
+    procs = [spawn(db, *argv, "-k", f"kill-{n}") for n in range(6)]
+    deadline = time.monotonic() + 60
+    while count(db, "SELECT count(*) FROM orders") == 0:  # polling the outcome, not a sleep
+        assert time.monotonic() < deadline and any(p.poll() is None for p in procs)
+    for p in procs:
+        p.send_signal(signal.SIGKILL)
+    codes = [finish(p)[0] for p in procs]
+    assert set(codes) <= {0, -signal.SIGKILL}, codes
+    rep = proc(db, "reconcile", "--stale-after", "0")
+    assert rep.code == 0, rep.stderr
+    assert proc(db, "reconcile", "--stale-after", "0").json["repaired"] == []
+    assert count(db, "SELECT count(*) FROM orders WHERE status = 'PENDING'") == 0
+    captured = "SELECT count(*) FROM mockpay_charges m WHERE m.status = 'captured'"
+    paid = count(db, "SELECT count(*) FROM orders WHERE status = 'PAID'")
+    assert count(db, captured) == paid
+    assert (
+        count(db, captured + " AND m.order_id IN (SELECT id FROM orders WHERE status <> 'PAID')")
+        == 0
+    )
+    assert type_counts(db, ids["ga"]) == (2 * paid, 0)
+    healthy(db)
+    for n in range(6):  # each buyer retries: the final outcome, never a second charge
+        again = proc(db, *argv, "-k", f"kill-{n}")
+        assert again.code in (0, 6), again.stderr  # 6: its card attempt was voided
+    assert count(db, "SELECT count(DISTINCT idempotency_key) FROM orders") == 6
+    assert count(db, "SELECT count(*) FROM orders") == 6
+    assert count(db, captured) == count(db, "SELECT count(*) FROM orders WHERE status = 'PAID'")
     healthy(db)

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
+from collections.abc import Callable
 
 from backends import new_target
 from hypothesis import HealthCheck, settings
@@ -21,8 +20,9 @@ from hypothesis.stateful import (
     invariant,
     multiple,
     rule,
+    run_state_machine_as_test,
 )
-from support import DECLINED_CARD, OK_CARD, TIMEOUT_CARD, seed
+from support import DECLINED_CARD, OK_CARD, TIMEOUT_CARD, reusable_db, seed
 
 import tickethub_cli as th
 from tickethub_cli import callbacks, checkin, clock, doctor, faults, orders, reconcile
@@ -38,10 +38,9 @@ class BoxOffice(RuleBasedStateMachine):
     keys = Bundle("keys")
     backend = "sqlite"
 
-    def __init__(self) -> None:
+    def __init__(self, fresh_db: Callable[[], str]) -> None:
         super().__init__()
-        self.dir = tempfile.mkdtemp(prefix="th-stateful-")
-        self.path = new_target(self.backend, self.dir)
+        self.path = fresh_db()
         self.ids = seed(self.path, capacity=6, max_per_order=4)
         self.s = th.open_session(self.path, operator="machine")
         self.offset = 0.0
@@ -56,7 +55,6 @@ class BoxOffice(RuleBasedStateMachine):
         faults.arm("")
         self.s.close()
         clock.set_offset(0)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     def _status(self, oid: int) -> str:
         return orders.get_order(self.s, oid)["status"]
@@ -294,18 +292,18 @@ class BoxOffice(RuleBasedStateMachine):
         assert rows == []
 
 
-class BoxOfficeOnPostgres(BoxOffice):
-    """The same machine on PostgreSQL (a fresh database per example)."""
-
-    backend = "postgresql"
-
-
-for machine in (BoxOffice, BoxOfficeOnPostgres):
-    machine.TestCase.settings = settings(
-        max_examples=int(os.environ.get("TICKETHUB_STATEFUL_EXAMPLES", "30")),
-        stateful_step_count=30,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+def test_box_office(make_db, backend):
+    """The machine on each backend: every example starts on an empty box office of its
+    own (on PostgreSQL one database emptied again; TICKETHUB_STATEFUL_EXAMPLES sets the
+    count on both)."""
+    default = "30" if backend == "sqlite" else "20"
+    fresh = reusable_db(make_db, backend)
+    run_state_machine_as_test(
+        lambda: BoxOffice(fresh),
+        settings=settings(
+            max_examples=int(os.environ.get("TICKETHUB_STATEFUL_EXAMPLES", default)),
+            stateful_step_count=30,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        ),
     )
-TestBoxOffice = BoxOffice.TestCase
-TestBoxOfficeOnPostgres = BoxOfficeOnPostgres.TestCase

@@ -90,6 +90,10 @@ def _parse(payload: bytes) -> dict[str, Any]:
     cb_id, status = body.get("id"), body.get("status")
     if not isinstance(cb_id, str | int) or isinstance(cb_id, bool) or str(cb_id) == "":
         raise invalid("callback payload needs an id")
+    if isinstance(cb_id, str) and orders.v.has_control(cb_id):
+        # refused at input like every other text (a NUL could not even be stored on
+        # PostgreSQL, where it failed as DB_ERROR)
+        raise invalid("callback id must not contain control characters")
     if status not in ("succeeded", "failed"):
         raise invalid("callback status must be succeeded or failed")
     amount = body.get("amount_minor")

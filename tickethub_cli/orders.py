@@ -176,14 +176,15 @@ def list_orders(
             where.append("o.id < ?")
             args.append(_cursor(cursor))
             clause = f"WHERE {' AND '.join(where)}"
+        # no LIMIT at all for every match: PostgreSQL refuses SQLite's `LIMIT -1`
+        page = "" if limit is None else f" LIMIT {int(limit) + 1}"
         rows = c.execute(
             "SELECT o.*, e.name AS event_name, e.timezone,"
             " (SELECT count(*) FROM tickets t WHERE t.order_id = o.id) AS ticket_count,"
             " (SELECT coalesce(sum(quantity), 0) FROM order_lines l WHERE l.order_id = o.id)"
             f" AS seats FROM orders o JOIN events e ON e.id = o.event_id {clause}"
-            # no LIMIT for --all: PostgreSQL refuses SQLite's LIMIT -1
-            f" ORDER BY o.id DESC{'' if limit is None else ' LIMIT ?'}",
-            args if limit is None else (*args, limit + 1),
+            f" ORDER BY o.id DESC{page}",
+            args,
         ).fetchall()
     more = limit is not None and len(rows) > limit
     rows = rows[:limit] if more else rows
@@ -584,6 +585,7 @@ def _begin_purchase(s: Session, req: OrderRequest, lease: Lease) -> _Plan:
 def purchase(s: Session, req: OrderRequest) -> OrderResult:
     """Reserve, charge and issue in one call; safe to retry with the same key. The call is
     one unit of work: its key is leased to it alone until it returns."""
+    _provider_first(s, [req])
     with Lease() as lease:
         with transaction(s.conn):
             plan = _begin_purchase(s, req, lease)
@@ -591,6 +593,15 @@ def purchase(s: Session, req: OrderRequest) -> OrderResult:
             return _replay(s, plan.replay)
         faults.point("after_reserve")
         return _complete(s, plan)
+
+
+def _provider_first(s: Session, reqs: list[OrderRequest]) -> None:
+    """A card payment needs the provider's own connection: it is opened before anything is
+    reserved, so a database that refuses one more connection (PostgreSQL's max_connections)
+    fails the purchase having changed nothing, not with seats held by an order that the
+    error does not name."""
+    if any(r.pay == "card" for r in reqs):
+        s.provider  # noqa: B018 (opens it)
 
 
 def purchase_many(s: Session, reqs: list[OrderRequest]) -> list[OrderResult | TicketHubError]:
@@ -605,6 +616,7 @@ def purchase_many(s: Session, reqs: list[OrderRequest]) -> list[OrderResult | Ti
     ones are settled."""
     outcomes: list[OrderResult | TicketHubError] = []
     rest = list(reqs)
+    _provider_first(s, rest)
     with Lease() as lease:  # one unit of work: its keys are distinct
         while rest:
             done, rest = _purchase_group(s, rest, lease)
@@ -815,10 +827,12 @@ def _after_charge_failure(
     """The settlement failed after the provider may have taken money: never say that nothing
     changed. Name the order and the key; a retry with the key finishes without a new charge."""
     err = exc if isinstance(exc, TicketHubError) else translate(exc, s.conn)
+    # a busy database's own message ends "nothing was changed": true of the step that
+    # failed, false of the purchase (the provider may have taken the money)
+    why = "the database stayed busy" if err.code == ErrorCode.DB_BUSY else err.message
     return TicketHubError(
         err.code,
-        f"order {plan.order_id}: a payment may have been taken, but recording it failed"
-        f" ({err.message})",
+        f"order {plan.order_id}: a payment may have been taken, but recording it failed ({why})",
         order_id=plan.order_id,
         hint="do not take another payment; retry with the same idempotency key (it will not"
         " charge again), or reconcile the order",

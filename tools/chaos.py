@@ -9,6 +9,8 @@ reconcile, doctor (the money invariant against the provider's own ledger among i
 and our own checks of the ledger. Seeded: `--seed N` replays a run.
 
     .venv/bin/python tools/chaos.py --seconds 30 --seed 7
+    .venv/bin/python tools/chaos.py --seconds 30 --db-url postgresql://localhost/chaos
+(`--db-url`: an empty PostgreSQL database, made with createdb; the run fills it.)
 Exit 0 when every guarantee held, 1 with a list of violations otherwise.
 """
 
@@ -30,6 +32,7 @@ import time
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -87,10 +90,18 @@ class Chaos:
         self.last_callback_order: tuple[int, int] | None = None
         self.batch_rows: dict[str, str] = {}
         self.tmp = tempfile.mkdtemp(prefix="th-chaos-")
+        self._reader: Any = None
+        self._errors: tuple[type[Exception], ...] = (sqlite3.Error,)
         # keys repeat often (retries, replays), yet a long run keeps making new orders
         self.key_pool = max(60, int(seconds * 3))
 
     # ---------------------------------------------------------------------------- setup
+
+    def rows(self, sql: str) -> list[tuple]:
+        """Rows of one statement read straight from the database (either backend)."""
+        if self._reader is None:
+            self._reader, self._errors = _open_reader(self.db)
+        return [tuple(r) for r in self._reader.execute(sql).fetchall()]
 
     def cli(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -178,13 +189,13 @@ class Chaos:
 
     def cashier_args(self, env: dict[str, str]) -> tuple[str, list[str], dict[str, str]] | None:
         """At the desk: an order whose card outcome is unknown gets cash, or is called off."""
-        with closing(connect(self.db)) as conn:
-            row = conn.execute(
-                "SELECT order_id FROM payments WHERE status IN ('unknown', 'pending')"
-                " ORDER BY random() LIMIT 1"
-            ).fetchone()
-        if row is None:
+        found = self.rows(
+            "SELECT order_id FROM payments WHERE status IN ('unknown', 'pending')"
+            " ORDER BY random() LIMIT 1"
+        )
+        if not found:
             return None
+        row = found[0]
         if self.rng.random() < 0.6:
             return "cash_after_unknown", ["order", "pay", str(row[0]), "--pay", "cash"], env
         return "cancel_unknown", ["order", "cancel", str(row[0]), "--reason", "gave up"], env
@@ -214,8 +225,7 @@ class Chaos:
         return "batch", ["batch", path], env
 
     def random_order(self) -> int | None:
-        with closing(connect(self.db)) as conn:
-            rows = conn.execute("SELECT id FROM orders ORDER BY random() LIMIT 1").fetchall()
+        rows = self.rows("SELECT id FROM orders ORDER BY random() LIMIT 1")
         return rows[0][0] if rows else None
 
     def callback_args(self) -> tuple[str, list[str], dict[str, str]]:
@@ -226,12 +236,10 @@ class Chaos:
         if self.callback_ids and rng.random() < 0.3:
             name, payload = rng.choice(self.callback_ids)  # a repeat, possibly out of order
         else:
-            with closing(connect(self.db)) as conn:
-                row = conn.execute(
-                    "SELECT id, total_minor FROM orders ORDER BY random() LIMIT 1"
-                ).fetchone()
-            if row is None:
+            found = self.rows("SELECT id, total_minor FROM orders ORDER BY random() LIMIT 1")
+            if not found:
                 return "reconcile", ["reconcile"], dict(self.env)
+            row = found[0]
             if self.last_callback_order is not None and rng.random() < 0.4:
                 row = self.last_callback_order  # a twin: another id, same order, same moment
             self.last_callback_order = row
@@ -295,10 +303,7 @@ class Chaos:
     def feed_gates(self, gates: list) -> None:
         if not gates:
             return
-        with closing(connect(self.db)) as conn:
-            codes = [
-                r[0] for r in conn.execute("SELECT code FROM tickets ORDER BY random() LIMIT 3")
-            ]
+        codes = [r[0] for r in self.rows("SELECT code FROM tickets ORDER BY random() LIMIT 3")]
         for code in codes:
             targets = self.rng.sample(gates, k=min(2, len(gates)))  # same code, two gates
             for p, _, _ in targets:
@@ -410,11 +415,10 @@ class Chaos:
         doc = self.cli("doctor")
         if doc.returncode != 0:
             self.report.violate(f"doctor: {doc.stdout[-1500:]}")
-        conn = connect(self.db)
         checks = {
             "orders left PENDING": "SELECT count(*) FROM orders WHERE status = 'PENDING'",
             "keys with two orders": "SELECT count(*) FROM (SELECT idempotency_key FROM orders"
-            " GROUP BY idempotency_key HAVING count(*) > 1)",
+            " GROUP BY idempotency_key HAVING count(*) > 1) AS x",
             "oversold types": "SELECT count(*) FROM ticket_types WHERE sold + held > capacity",
             "sold differs from seats taken": "SELECT count(*) FROM ticket_types t WHERE sold <>"
             " (SELECT count(*) FROM tickets k JOIN orders o ON o.id = k.order_id"
@@ -422,9 +426,10 @@ class Chaos:
             " OR (k.status = 'void' AND k.checked_in_at IS NOT NULL)))",
             "more admitted than places": "SELECT count(*) FROM (SELECT k.ticket_type_id FROM"
             " tickets k JOIN ticket_types t ON t.id = k.ticket_type_id WHERE k.checked_in_at"
-            " IS NOT NULL GROUP BY k.ticket_type_id HAVING count(*) > max(t.capacity))",
+            " IS NOT NULL GROUP BY k.ticket_type_id HAVING count(*) > max(t.capacity)) AS x",
             "tickets admitted twice": "SELECT count(*) FROM (SELECT ticket_id FROM scans"
-            " WHERE result = 'ADMITTED' AND dry_run = 0 GROUP BY ticket_id HAVING count(*) > 1)",
+            " WHERE result = 'ADMITTED' AND dry_run = 0 GROUP BY ticket_id"
+            " HAVING count(*) > 1) AS x",
             "captured charges of unpaid orders": "SELECT count(*) FROM mockpay_charges m"
             " JOIN orders o ON o.id = m.order_id WHERE m.status = 'captured'"
             " AND o.status <> 'PAID'",
@@ -437,36 +442,47 @@ class Chaos:
             ),
             "orders with two captured charges at the provider": "SELECT count(*) FROM (SELECT"
             " order_id FROM mockpay_charges WHERE status = 'captured' GROUP BY order_id"
-            " HAVING count(*) > 1)",
+            " HAVING count(*) > 1) AS x",
             "refunded more than captured at the provider": "SELECT count(*) FROM mockpay_charges"
             " WHERE refunded_minor > amount_minor",
             "refunds still owed": "SELECT count(*) FROM payments WHERE refund_state = 'requested'",
         }
         for name, sql in checks.items():
             try:
-                n = conn.execute(sql).fetchone()[0]
-            except (sqlite3.OperationalError, TicketHubError) as exc:  # e.g. no such column yet
+                n = self.rows(sql)[0][0]
+            except self._errors as exc:  # e.g. no scans table column yet (an older build)
                 n = 0
                 print(f"chaos: check {name!r} skipped: {exc}")
             if n:
                 self.report.violate(f"{name}: {n}")
         self.totals = dict(
-            orders=conn.execute("SELECT count(*) FROM orders").fetchone()[0],
-            payments=conn.execute("SELECT count(*) FROM payments").fetchone()[0],
-            refunds=conn.execute(
-                "SELECT count(*) FROM payments WHERE status = 'refunded'"
-            ).fetchone()[0],
-            cash_after_unknown=conn.execute(
+            orders=self.rows("SELECT count(*) FROM orders")[0][0],
+            payments=self.rows("SELECT count(*) FROM payments")[0][0],
+            refunds=self.rows("SELECT count(*) FROM payments WHERE status = 'refunded'")[0][0],
+            cash_after_unknown=self.rows(
                 "SELECT count(*) FROM payments c JOIN payments u ON u.order_id = c.order_id"
                 " AND u.id < c.id WHERE c.method = 'cash' AND u.method = 'card'"
-            ).fetchone()[0],
-            paid=conn.execute("SELECT count(*) FROM orders WHERE status='PAID'").fetchone()[0],
-            sold=conn.execute("SELECT sum(sold) FROM ticket_types").fetchone()[0],
-            admitted=conn.execute(
-                "SELECT count(*) FROM tickets WHERE checked_in_at IS NOT NULL"
-            ).fetchone()[0],
+            )[0][0],
+            paid=self.rows("SELECT count(*) FROM orders WHERE status='PAID'")[0][0],
+            sold=int(self.rows("SELECT sum(sold) FROM ticket_types")[0][0] or 0),
+            admitted=self.rows("SELECT count(*) FROM tickets WHERE checked_in_at IS NOT NULL")[0][
+                0
+            ],
         )
-        conn.close()
+        self._reader.close()
+        self._reader = None
+
+
+def _open_reader(target: str) -> tuple[Any, tuple[type[Exception], ...]]:
+    """A plain connection for the harness's own reads (autocommit: every read is fresh),
+    and the errors its driver raises."""
+    from tickethub_cli.store.url import is_postgres
+
+    if is_postgres(target):
+        import psycopg
+
+        return psycopg.connect(target, autocommit=True), (psycopg.Error,)
+    return sqlite3.connect(target, isolation_level=None), (sqlite3.Error,)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -481,10 +497,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--db-url",
         default=None,
-        help="run on this EMPTY PostgreSQL database (postgresql://…) instead of a new SQLite file",
+        help="run on this PostgreSQL database (postgresql://…, empty: made with createdb)"
+        " instead of a new SQLite file",
     )
     args = ap.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randint(0, 10**6)
+    from tickethub_cli.store.url import display, is_postgres
+
+    if args.db_url is not None and not is_postgres(args.db_url):
+        ap.error("--db-url takes a postgresql:// URL (without it the run makes an SQLite file)")
     folder = tempfile.mkdtemp(prefix="th-chaos-db-")
     db = args.db_url or os.path.join(folder, "chaos.db")
     print(

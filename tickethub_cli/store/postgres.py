@@ -196,13 +196,13 @@ class PgConnection:
 
     # ----------------------------------------------------------------- transactions
     def begin_write(self) -> None:
-        """BEGIN, then the database's one write lock (waits up to lock_timeout): both in one
-        round trip to the server (one simple-protocol message of two statements)."""
+        """BEGIN, then the database's one write lock (waits up to lock_timeout). A lock not
+        had in time ends the transaction it opened: the connection is left as SQLite's failed
+        BEGIN IMMEDIATE leaves it (no transaction), so the session's next unit can start."""
+        self.execute("BEGIN")
         try:
-            self.execute(_BEGIN_WRITE)
+            self.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
         except BaseException:
-            # busy: end the BEGIN, else this connection stays in an aborted transaction and
-            # every later unit of work in the process (the next scan, batch row) fails
             self.rollback()
             raise
 
