@@ -11,7 +11,6 @@ import json
 import os
 from collections.abc import Callable
 
-from backends import new_target
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -36,7 +35,6 @@ FINAL = {"FAILED", "CANCELLED"}
 class BoxOffice(RuleBasedStateMachine):
     order_ids = Bundle("order_ids")
     keys = Bundle("keys")
-    backend = "sqlite"
 
     def __init__(self, fresh_db: Callable[[], str]) -> None:
         super().__init__()

@@ -29,7 +29,6 @@ import sys
 import tempfile
 import threading
 import time
-from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,8 +36,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tickethub_cli.db import connect  # noqa: E402 - the checks read through either backend
-from tickethub_cli.errors import TicketHubError  # noqa: E402
 from tickethub_cli.store.url import display  # noqa: E402
 
 OK, DECLINED, TIMEOUT = "4242424242424242", "4000000000000002", "4000000000000119"
@@ -502,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randint(0, 10**6)
-    from tickethub_cli.store.url import display, is_postgres
+    from tickethub_cli.store.url import is_postgres
 
     if args.db_url is not None and not is_postgres(args.db_url):
         ap.error("--db-url takes a postgresql:// URL (without it the run makes an SQLite file)")
