@@ -29,8 +29,11 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# the whole suite on both backends, on two worker processes (one test module stays on one
+# worker: its module fixtures are built once); each worker starts its own PostgreSQL
+TEST_WORKERS ?= 2
 test: lint compile
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: install
 	$(BIN)/python bench/run_all.py

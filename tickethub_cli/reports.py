@@ -130,7 +130,10 @@ def _multi_gate(c: Connection, eid: int) -> list[dict[str, Any]]:
             " FROM scans WHERE event_id = ? AND dry_run = 0"
             " AND (ticket_id IS NOT NULL OR result = 'UNKNOWN')"
             " GROUP BY ticket_id, CASE WHEN ticket_id IS NULL THEN input END"
-            " HAVING count(DISTINCT coalesce(gate, '-')) > 1 ORDER BY attempts DESC LIMIT 50",
+            " HAVING count(DISTINCT coalesce(gate, '-')) > 1"
+            # ties in the order SQLite groups them (forged codes by code, then tickets by
+            # id): PostgreSQL would return its hash order
+            " ORDER BY attempts DESC, coalesce(ticket_id, 0), min(input) LIMIT 50",
             (eid,),
         )
     ]
