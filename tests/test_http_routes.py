@@ -898,3 +898,15 @@ def test_reads_at_once_on_postgresql_are_bounded(pg_server):
     finally:
         release.set()
         backend.close()
+
+
+def test_validate_with_an_event_id_no_database_can_hold_is_404_not_500(api):
+    """Found by schemathesis: event_id 2**63 reached the set-based group's statement and
+    sqlite3 raised OverflowError (500). It names no event: 404, as the per-scan path says."""
+    for event_id in (2**63, 2**64 + 5, -1, 0):
+        scan = {"code": "AAAA", "event_id": event_id}
+        out = api.call("POST", "/tickets/validate", "gate", scan)
+        assert out.status_code == 404, (event_id, out.status_code, out.text)
+        assert out.json()["error"]["code"] == "NOT_FOUND"
+    ok = {"code": "AAAA", "event_id": api.ids["event"]}
+    assert api.call("POST", "/tickets/validate", "gate", ok).status_code == 200

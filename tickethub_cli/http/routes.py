@@ -20,6 +20,7 @@ from .. import (
     reports,
     tickets,
     tokens,
+    validation,
 )
 from ..errors import ErrorCode, TicketHubError
 from ..order_requests import OrderRequest
@@ -426,6 +427,9 @@ async def scan(b: Backend, token: Token, body: m.ValidateIn) -> dict[str, Any]:
     """The route's work once the token and the body are known (also run by fast.py): the
     200 answer's body, or the error."""
     check_event(token, body.event_id)
+    # an id no database can hold (e.g. 2**63) is "not found", as the per-scan path says; the
+    # group's one statement must never be handed it (sqlite3 raises OverflowError)
+    validation.parse_id(body.event_id, "event")
     token_id = token["id"]
     if checkin.SET_BASED and b.dialect == "sqlite":  # (ScanSet's statements are SQLite's)
         out = await b.gather(scan_group, (token_id, body), operator_of(token))
