@@ -191,10 +191,15 @@ BEGIN
 END $$;
 CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
     FOR EACH ROW EXECUTE FUNCTION tickethub_append_only();
+-- TRUNCATE fires no row trigger: refuse it too (SQLite has no TRUNCATE)
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION tickethub_append_only();
 
 -- Scans are evidence: append-only, like the audit log.
 CREATE TRIGGER scans_append_only BEFORE UPDATE OR DELETE ON scans
     FOR EACH ROW EXECUTE FUNCTION tickethub_append_only();
+CREATE TRIGGER scans_no_truncate BEFORE TRUNCATE ON scans
+    FOR EACH STATEMENT EXECUTE FUNCTION tickethub_append_only();
 
 -- What `tickethub serve` keeps. API tokens (only a hash of each secret), the
 -- responses given to Idempotency-Key requests (replayed byte for byte), and per-token

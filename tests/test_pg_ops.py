@@ -223,3 +223,18 @@ def test_the_sqlite_path_loads_neither_psycopg_nor_the_web_stack(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert '"events"' in done.stdout
     assert done.stderr.strip().endswith("LOADED="), done.stderr
+
+
+def test_a_server_out_of_connections_is_busy_not_a_broken_database():
+    """SQLSTATE 53300 (too many clients): a retry can succeed, so DB_BUSY (exit 7 with
+    "nothing was changed"), not a DB_ERROR that reads like a broken database."""
+    from tickethub_cli.errors import ErrorCode
+    from tickethub_cli.store import postgres
+
+    class TooMany(Exception):
+        sqlstate = "53300"
+
+    url = "postgresql://box:s3cret@db1/boxoffice"
+    err = postgres.error(TooMany("sorry, too many clients already"), url)
+    assert err.code is ErrorCode.DB_BUSY
+    assert "nothing was changed" in err.message and "s3cret" not in err.message

@@ -85,9 +85,10 @@ def hint(err: TicketHubError) -> str | None:
 
 # (code, field) → the CLI's words for a domain hint that names commands
 _COMMAND_HINTS: dict[tuple[ErrorCode, str | None], str] = {
-    (ErrorCode.NOT_FOUND, "db"): "create it with `tickethub --db PATH init`",
-    (ErrorCode.DB_ERROR, "db"): "point --db at a database file, or create one with"
-    " `tickethub init`",
+    (ErrorCode.NOT_FOUND, "db"): "create it with `tickethub --db FILE_OR_URL init` (on"
+    " PostgreSQL, `createdb NAME` first)",
+    (ErrorCode.DB_ERROR, "db"): "point --db at a database file or a postgresql:// URL, or"
+    " create one with `tickethub init`",
     (ErrorCode.IN_PROGRESS, "pay"): "look at it with `tickethub order show {order_id}`, or"
     " settle it with `tickethub reconcile --order {order_id}`",
 }

@@ -240,6 +240,12 @@ def error(exc: BaseException, target: str, budget_s: float | None = None) -> Tic
             f"database {where} stayed locked for {budget_s:g} s; nothing was changed",
             hint="another writer holds the lock; retry, or raise TICKETHUB_BUSY_TIMEOUT",
         )
+    if state == "53300":  # too many clients: the server has no connection to give
+        return TicketHubError(
+            ErrorCode.DB_BUSY,
+            f"database server of {where} has no free connection ({text}); nothing was changed",
+            hint="retry; or run fewer processes, or raise the server's max_connections",
+        )
     if state in _BUSY:
         return TicketHubError(
             ErrorCode.DB_BUSY,
