@@ -25,6 +25,14 @@ BENCHES = [
     ("gate.py", [], ["--scans", "2000"]),
     ("million.py", [], ["--tickets", "100000"]),
     ("http.py", [], ["--seconds", "3"]),  # needs wrk (Debian package); says so if missing
+    # PostgreSQL beside SQLite (a pgserver PostgreSQL 16 started for the run)
+    (
+        "postgres.py",
+        [],
+        ["--n", "200", "--rounds", "1", "--procs", "4", "--per-proc", "5"]
+        + ["--http-seconds", "3", "--tickets", "100000"],
+    ),
+    ("db_copy.py", [], ["--tickets", "20000"]),
 ]
 
 
