@@ -29,8 +29,7 @@ BENCHES = [
     (
         "postgres.py",
         [],
-        ["--n", "200", "--rounds", "1", "--procs", "4", "--per-proc", "5"]
-        + ["--http-seconds", "3", "--tickets", "100000"],
+        "--n 200 --rounds 1 --procs 4 --per-proc 5 --http-seconds 3 --tickets 100000".split(),
     ),
     ("db_copy.py", [], ["--tickets", "20000"]),
 ]
