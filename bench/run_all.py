@@ -29,7 +29,20 @@ BENCHES = [
     (
         "postgres.py",
         [],
-        "--n 200 --rounds 1 --procs 4 --per-proc 5 --http-seconds 3 --tickets 100000".split(),
+        [
+            "--n",
+            "200",
+            "--rounds",
+            "1",
+            "--procs",
+            "4",
+            "--per-proc",
+            "5",
+            "--http-seconds",
+            "3",
+            "--tickets",
+            "100000",
+        ],
     ),
     ("db_copy.py", [], ["--tickets", "20000"]),
 ]
