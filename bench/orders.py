@@ -33,7 +33,9 @@ def single_process(n: int, pay: str) -> float:
     return n / elapsed
 
 
-def _worker(args: tuple[str, int, int, int]) -> list[tuple[int, float, str]]:
+def cli_purchases(args: tuple[str, int, int, int]) -> list[tuple[int, float, str]]:
+    """One seller: `count` cash purchases of one seat, each its own `tickethub` process;
+    (exit code, wall seconds, error code) per purchase (bench/postgres.py uses it too)."""
     path, type_id, worker, count = args
     results = []
     for i in range(count):
@@ -70,7 +72,7 @@ def contention(workers: int, per_worker: int) -> dict[str, object]:
     path, type_id = fresh_shop(scratch_dir("contention"), capacity=capacity)
     start = time.perf_counter()
     with mp.Pool(workers) as pool:
-        chunks = pool.map(_worker, [(path, type_id, w, per_worker) for w in range(workers)])
+        chunks = pool.map(cli_purchases, [(path, type_id, w, per_worker) for w in range(workers)])
     wall = time.perf_counter() - start
     results = [r for chunk in chunks for r in chunk]
     import sqlite3

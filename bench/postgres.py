@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from benchlib import median, percentile, scratch_dir, tickethub_exe
+from orders import cli_purchases
 
 # ----------------------------------------------------------------------------- servers
 
@@ -209,38 +210,6 @@ def library_vs_raw(pg: Pg, n: int, rounds: int) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- 2. processes
 
 
-def _sell(args: tuple[str, int, int, int]) -> list[tuple[float, str]]:
-    target, type_id, worker, count = args
-    out = []
-    for i in range(count):
-        start = time.perf_counter()
-        done = subprocess.run(
-            [
-                tickethub_exe(),
-                "--db",
-                target,
-                "--json",
-                "purchase",
-                "-i",
-                f"{type_id}:1",
-                "--pay",
-                "cash",
-                "-k",
-                f"p{worker}-{i}",
-            ],
-            capture_output=True,
-            text=True,
-        )
-        code = ""
-        if done.returncode:
-            try:
-                code = json.loads(done.stderr)["error"]["code"]
-            except (ValueError, KeyError):
-                code = f"exit {done.returncode}"
-        out.append((time.perf_counter() - start, code))
-    return out
-
-
 def processes(target: str, procs: int, per_proc: int) -> dict[str, Any]:
     capacity = procs * per_proc - procs  # a few must be refused: the last seats are contended
     _, type_id = shop(target, capacity=capacity)
@@ -248,12 +217,14 @@ def processes(target: str, procs: int, per_proc: int) -> dict[str, Any]:
     with ThreadPoolExecutor(procs) as pool:
         results = [
             r
-            for rs in pool.map(_sell, [(target, type_id, w, per_proc) for w in range(procs)])
+            for rs in pool.map(
+                cli_purchases, [(target, type_id, w, per_proc) for w in range(procs)]
+            )
             for r in rs
         ]
     elapsed = time.perf_counter() - start
     codes: dict[str, int] = {}
-    for _, code in results:
+    for _, _, code in results:
         codes[code or "ok"] = codes.get(code or "ok", 0) + 1
     sold = _sold(target, type_id)
     return {
@@ -263,8 +234,8 @@ def processes(target: str, procs: int, per_proc: int) -> dict[str, Any]:
         "capacity": capacity,
         "sold": sold,
         "oversell": max(0, sold - capacity),
-        "p50_ms": median([t for t, _ in results]) * 1000,
-        "p99_ms": percentile([t for t, _ in results], 99) * 1000,
+        "p50_ms": median([t for _, t, _ in results]) * 1000,
+        "p99_ms": percentile([t for _, t, _ in results], 99) * 1000,
         "doctor": _doctor(target),
     }
 
